@@ -1,0 +1,12 @@
+"""fkd: faithful knowledge distillation, as an executable book."""
+from .attacks import pgd
+from .config import Dataset, Method, Profile, TrainConfig, train_config
+from .data import eval_subset
+from .losses import get_method
+from .models import make_model
+from .train import train
+from .zoo import list_zoo, load_model
+
+__all__ = ["Dataset", "Method", "Profile", "TrainConfig", "train_config", "eval_subset", "get_method",
+           "make_model", "pgd", "train", "list_zoo", "load_model"]
+__version__ = "0.1.0"

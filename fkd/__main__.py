@@ -1,0 +1,141 @@
+"""Command line: ``python -m fkd train ...`` and ``python -m fkd zoo``."""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from .config import Dataset, Method, Profile, parse, train_config
+
+
+def _checkpoint_root() -> Path:
+    return Path(os.environ.get("FKD_CHECKPOINTS", Path.home() / ".cache" / "fkd" / "checkpoints"))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train import train
+    from .zoo import load_from, model_path, save_model, strip_ext, with_ext, zoo_dir
+    from .models import architecture
+
+    cfg = train_config(args.dataset, args.method, profile=args.profile, alpha=args.alpha, seed=args.seed,
+                       **({"epochs": args.epochs} if args.epochs else {}))
+    out = Path(args.out) if args.out else zoo_dir()
+    teacher, teacher_info = None, None
+    if cfg.method is not Method.RT:
+        stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT)
+        teacher, tmeta = load_from(stem)
+        weights = with_ext(stem, ".safetensors").read_bytes()
+        teacher_info = {"path": str(stem), "sha256": hashlib.sha256(weights).hexdigest(),
+                        "clean_acc": tmeta["clean_acc"], "profile": tmeta["config"]["profile"]}
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else (
+        _checkpoint_root() / f"{cfg.dataset.value}-{cfg.name}-{cfg.profile.value}-{cfg.fingerprint()}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"training {cfg.dataset.value}/{cfg.name} ({cfg.profile.value} profile), checkpoints in {ckpt}")
+    result = train(cfg, teacher=teacher, checkpoint_dir=ckpt, device=args.device, progress=not args.quiet,
+                   channels_last=args.channels_last,
+                   time_budget_s=args.max_minutes * 60 if args.max_minutes else None)
+    result.meta["teacher"] = teacher_info
+    stem = out / cfg.dataset.value / cfg.name
+    save_model(result.model, architecture(cfg.dataset, "teacher" if cfg.method is Method.RT else "student"),
+               result.meta, stem)
+    if result.meta["status"] == "partial":
+        print(f"time budget reached after epoch {result.meta['epochs_run']} of {cfg.epochs}: the model is "
+              f"marked partial; run the same command again to resume from {ckpt}")
+    print(f"saved {stem}.safetensors: clean test accuracy {result.meta['clean_acc']:.2f}% "
+          f"(epoch {result.meta['best_epoch']} of {result.meta['epochs_run']}, {result.meta['status']})")
+    return 0
+
+
+def _evaluate_zoo(rows: list[dict], root: Path | None) -> None:
+    """Add recomputed clean accuracy (whole test set) and PGD-20 robust accuracy at the training eps."""
+    import torch
+
+    from .config import TRAIN_ATTACK
+    from .data import eval_subset, load_split
+    from .metrics import clean_accuracy, robust_accuracy
+    from .zoo import load_model
+
+    for r in rows:
+        model = load_model(r["dataset"], r["method"], r["alpha"], root)
+        x, y = load_split(r["dataset"], train=False)
+        r["clean_acc_now"] = round(clean_accuracy(model, x, y), 2)
+        eps = TRAIN_ATTACK[parse(Dataset, r["dataset"])][0]
+        xs, ys, _ = eval_subset(r["dataset"])
+        r["train_eps"] = round(eps, 4)
+        r["robust_acc_pgd20"] = round(robust_accuracy(model, xs, ys, eps, steps=20, restarts=1,
+                                                      generator=torch.Generator().manual_seed(0)), 1)
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from .zoo import list_zoo
+
+    root = Path(args.zoo) if args.zoo else None
+    rows = list_zoo(root)
+    if not rows:
+        print("the zoo is empty", file=sys.stderr)
+        return 1
+    if args.evaluate:
+        _evaluate_zoo(rows, root)
+    if args.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        return 0
+    cols = ["dataset", "method", "alpha", "profile", "clean_acc", "epochs_run", "best_epoch", "wall_time_s",
+            "device", "status"] + (["clean_acc_now", "train_eps", "robust_acc_pgd20"] if args.evaluate else [])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    return 0
+
+
+def _choice(cls):
+    def conv(value: str):
+        try:
+            return parse(cls, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return conv
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fkd", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the robust teacher (rt) or a student")
+    t.add_argument("--dataset", type=_choice(Dataset), required=True, help="mnist, fashion-mnist or cifar10")
+    t.add_argument("--method", type=_choice(Method), required=True, help="rt, sd, ard, rslad or fd")
+    t.add_argument("--alpha", type=float, default=None, help="distillation weight (default: the paper's)")
+    t.add_argument("--profile", type=_choice(Profile), default=Profile.FULL, help="quick or full (default)")
+    t.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
+    t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors (default: zoo/)")
+    t.add_argument("--teacher", default=None, help="teacher .safetensors (default: the zoo's rt)")
+    t.add_argument("--checkpoint-dir", default=None,
+                   help="resumable checkpoints (default: $FKD_CHECKPOINTS or ~/.cache/fkd/checkpoints/<run>)")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    t.add_argument("--channels-last", action="store_true", help="NHWC memory format (conv nets)")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that passes this budget; saves the model marked 'partial' "
+                        "(run the same command again to resume)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+    z = sub.add_parser("zoo", help="list the shipped models")
+    z.add_argument("--csv", action="store_true")
+    z.add_argument("--evaluate", action="store_true",
+                   help="recompute clean accuracy and PGD-20 robust accuracy (training eps, fixed subset)")
+    z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
+    z.set_defaults(func=cmd_zoo)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

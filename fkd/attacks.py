@@ -1,0 +1,170 @@
+"""One batched l-inf PGD with random start, restarts and pluggable objectives.
+
+Every objective maps a batch of inputs shaped (R, B, C, H, W) (R restarts of B examples) to one
+value per (restart, example), shaped (R, B), to be maximised. Per-example tensors it closes over
+(labels, teacher logits at the clean point) have shape (B,) or (B, K) and broadcast across R.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Objective(Protocol):
+    models: tuple[nn.Module, ...]
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+def forward(model: nn.Module, x: Tensor) -> Tensor:
+    """Run ``model`` on inputs with any number of leading batch dims: (..., C, H, W) -> (..., K)."""
+    lead = x.shape[:-3]
+    return model(x.reshape(-1, *x.shape[-3:])).reshape(*lead, -1)
+
+
+def per_example_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) per example: (..., K), (..., K) -> (...)."""
+    lt = F.log_softmax(teacher_logits / temperature, dim=-1)
+    ls = F.log_softmax(student_logits / temperature, dim=-1)
+    return (lt.exp() * (lt - ls)).sum(-1)
+
+
+def per_example_ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy per example: logits (..., B, K), labels (B,) -> (..., B)."""
+    logp = F.log_softmax(logits, dim=-1)
+    return -logp.gather(-1, labels.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+
+
+@dataclass
+class CrossEntropy:
+    """CE of ``model`` against ``labels`` (B,): robust accuracy, Madry training, ARD, and
+    distillation agreement when ``labels`` are the teacher's hard predictions."""
+    model: nn.Module
+    labels: Tensor
+
+    @property
+    def models(self) -> tuple[nn.Module, ...]:
+        return (self.model,)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return per_example_ce(forward(self.model, x), self.labels)
+
+
+@dataclass
+class KLDivergence:
+    """KL(teacher || student) at temperature T. With ``teacher_logits`` (B, K) fixed (the teacher
+    at the clean point: RSLAD), else both networks at the same attacked point (FD)."""
+    student: nn.Module
+    teacher: nn.Module
+    teacher_logits: Tensor | None = None
+    temperature: float = 1.0
+
+    @property
+    def models(self) -> tuple[nn.Module, ...]:
+        return (self.student, self.teacher)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        t = self.teacher_logits if self.teacher_logits is not None else forward(self.teacher, x)
+        return per_example_kl(t, forward(self.student, x), self.temperature)
+
+
+@dataclass
+class ConfidenceGap:
+    """The confidence gap ||f_t(x) - f_s(x)||_inf at T = 1 (eq. 8), or, with ``cls`` (B,) and
+    ``sign`` +-1, the signed gap sign * (f_t(x) - f_s(x))[cls] of one class per example."""
+    teacher: nn.Module
+    student: nn.Module
+    cls: Tensor | None = None
+    sign: float = 1.0
+
+    @property
+    def models(self) -> tuple[nn.Module, ...]:
+        return (self.teacher, self.student)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        diff = forward(self.teacher, x).softmax(-1) - forward(self.student, x).softmax(-1)
+        if self.cls is None:
+            return diff.abs().amax(-1)
+        return self.sign * diff.gather(-1, self.cls.expand(diff.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+
+
+@contextlib.contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put ``models`` in eval mode and restore each module's own previous mode afterwards."""
+    saved = [(m, m.training) for model in models for m in model.modules()]
+    try:
+        for model in models:
+            model.eval()
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode
+
+
+def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: float,
+        restarts: int = 1, random_start: bool = True, generator: torch.Generator | None = None,
+        keep: Literal["best", "last"] = "best") -> tuple[Tensor, Tensor | None]:
+    """Projected gradient ascent on ``objective`` over B_eps(x0) intersected with [0, 1].
+
+    All restarts run as one batch. With ``keep="best"`` every iterate (the start point, each
+    step, the final point) is scored and the best point per example across steps and restarts
+    is returned; with ``keep="last"`` (adversarial training) the last iterate of restart 0.
+
+    Args:
+        objective: maps (R, B, C, H, W) to values (R, B) to maximise.
+        x0: clean inputs (B, C, H, W) in [0, 1].
+        eps: l-inf radius in pixel units, >= 0.
+        generator: seeds the random start; same generator state, same result.
+
+    Returns:
+        x_adv (B, C, H, W) inside the ball and [0, 1], and its objective value (B,) (None with
+        ``keep="last"``, which skips the extra forward pass that scoring the last iterate costs).
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if steps < 0 or restarts < 1:
+        raise ValueError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
+    if keep not in ("best", "last"):
+        raise ValueError(f"unknown keep {keep!r}; choose one of: best, last")
+    x0 = x0.detach()
+    lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
+    shape = (restarts, *x0.shape)
+    x = x0.expand(shape).clone()
+    if random_start and eps > 0:
+        noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu")
+        x = x + noise.to(x0.device, x0.dtype).mul_(2 * eps).sub_(eps)
+        x = torch.maximum(torch.minimum(x, hi), lo)
+    best_x, best_v = None, None
+    expand = (1,) * (x0.dim() - 1)
+    with eval_mode(*objective.models), torch.enable_grad():
+        for i in range(steps + 1):
+            final = i == steps
+            if final and keep == "last":
+                break
+            x.requires_grad_(not final)
+            with torch.set_grad_enabled(not final):
+                value = objective(x)
+            v = value.detach()
+            if keep == "last":
+                pass
+            elif best_v is None:
+                best_v, best_x = v, x.detach()
+            else:
+                better = v > best_v
+                best_v = torch.where(better, v, best_v)
+                best_x = torch.where(better.view(better.shape + expand), x.detach(), best_x)
+            if final:
+                break
+            (grad,) = torch.autograd.grad(value.sum(), x)
+            x = x.detach() + step_size * grad.sign()
+            x = torch.maximum(torch.minimum(x, hi), lo)
+    if keep == "last":
+        return x.detach()[0], None
+    r = best_v.argmax(0)  # (B,)
+    b = torch.arange(x0.shape[0], device=x0.device)
+    return best_x[r, b], best_v[r, b]

@@ -1,0 +1,42 @@
+"""Run records: package versions, machine and code version, stored next to every result."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "gurobipy", "highspy", "scipy", "pandas")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine(device: str | torch.device = "cpu") -> dict[str, str | int]:
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": str(dev), "device_name": name, "cpu_count": os.cpu_count() or 0,
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def record(device: str | torch.device = "cpu") -> dict:
+    """Everything a result needs beside its config and seed to be traced back to its run."""
+    return {"packages": package_versions(), "machine": machine(device), "git_commit": git_commit()}

@@ -1,0 +1,237 @@
+"""The resumable trainer: robust teacher (Madry) and distilled students (SD, ARD, RSLAD, FD).
+
+SGD with momentum, one cosine cycle lr0 -> lr_min over ``cfg.epochs``, early stopping on clean
+test accuracy with ``cfg.patience`` (the paper selects on the test set; so do we, and say so), a
+checkpoint after every epoch, and exact resumption: the randomness of epoch e (shuffling, PGD
+random starts, augmentation) comes from a generator seeded by (seed, e), so a run killed after
+epoch e and resumed ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .attacks import pgd
+from .config import Dataset, Method, TrainConfig
+from .data import load_split, to_float
+from .losses import Logits, get_method
+from .metrics import clean_accuracy
+from .models import architecture, build
+from .provenance import record
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainData:
+    """Training and test tensors: uint8 or float images (N, C, H, W), int64 labels (N,)."""
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+
+    @classmethod
+    def load(cls, dataset: Dataset, n_train: int | None = None) -> "TrainData":
+        tx, ty = load_split(dataset, train=True)
+        if n_train is not None:
+            tx, ty = tx[:n_train], ty[:n_train]
+        vx, vy = load_split(dataset, train=False)
+        return cls(tx, ty, vx, vy)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Sequential
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_float(x: Tensor) -> Tensor:
+    return to_float(x) if x.dtype == torch.uint8 else x.float()
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _augment(x: Tensor, g: torch.Generator) -> Tensor:
+    """Random horizontal flip and random 32x32 crop of the 4-pixel zero-padded image."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1).to(x.device), x.flip(-1), x)
+    padded = F.pad(x, (4, 4, 4, 4))
+    off = torch.randint(0, 9, (n, 2), generator=g).tolist()
+    h, w = x.shape[-2:]
+    return torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(off)])
+
+
+def _init_model(cfg: TrainConfig) -> nn.Sequential:
+    role = "teacher" if cfg.method is Method.RT else "student"
+    with torch.random.fork_rng(devices=[]):  # no global side effect: init from the run's seed
+        torch.manual_seed(cfg.seed)
+        return build(architecture(cfg.dataset, role))
+
+
+def train_step(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None, x: Tensor, y: Tensor,
+               eps: float, step_size: float, g: torch.Generator) -> Tensor:
+    """One batch: the method's inner maximisation (PGD), then its loss. Returns the loss (scalar)."""
+    spec = get_method(cfg.method)
+    t_clean = None
+    if "teacher_clean" in spec.needs:
+        with torch.no_grad():
+            t_clean = teacher(x)
+    x_adv = None
+    objective = spec.objective(student, teacher, y, t_clean)
+    if objective is not None:
+        if eps > 0:
+            x_adv, _ = pgd(objective, x, eps, steps=cfg.steps, step_size=step_size, generator=g, keep="last")
+        else:
+            x_adv = x
+    t_adv = None
+    if "teacher_adv" in spec.needs:
+        with torch.no_grad():
+            t_adv = teacher(x_adv)
+    z = Logits(student_clean=student(x) if "student_clean" in spec.needs else None,
+               student_adv=student(x_adv) if "student_adv" in spec.needs else None,
+               teacher_clean=t_clean, teacher_adv=t_adv)
+    return spec.loss(z, y, cfg.alpha, cfg.temperature)
+
+
+def _patience_spent(cfg: TrainConfig, state: dict[str, Any]) -> bool:
+    """No improvement of the best test accuracy for ``cfg.patience`` epochs after the warm-up."""
+    since = max(state["best_epoch"], cfg.eps_warmup_epochs)
+    return state["best_epoch"] > 0 and state["epoch"] - since >= cfg.patience
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+
+
+def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData | None = None,
+          checkpoint_dir: Path | str | None = None, device: str | torch.device = "cpu",
+          progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
+          channels_last: bool = False, time_budget_s: float | None = None) -> TrainResult:
+    """Train one model by ``cfg``; resume from ``checkpoint_dir`` if it holds a checkpoint of this run.
+
+    Args:
+        teacher: the frozen robust teacher (needed by every method except ``rt``).
+        data: training and test tensors; loaded from the data directory if None.
+        on_epoch_end: called with (epoch, history row) after each epoch's checkpoint is written.
+        channels_last: NHWC memory format for conv nets (a speed setting; see benchmarks/).
+        time_budget_s: stop after the first epoch that ends past this many seconds of this call; the
+            result is marked ``status="partial"`` and calling again with the same checkpoint resumes.
+
+    Returns:
+        The best-test-accuracy model (eval mode, on CPU) and its metadata.
+    """
+    device = torch.device(device)
+    spec = get_method(cfg.method)
+    if cfg.method is not Method.RT and teacher is None:
+        raise ValueError(f"{cfg.method.value} distils a teacher: pass teacher= (the zoo's is fkd.load_model"
+                         f"({cfg.dataset.value!r}, 'rt'))")
+    data = data or TrainData.load(cfg.dataset, cfg.n_train)
+    if cfg.n_train is not None and data.train_x.shape[0] > cfg.n_train:
+        data = TrainData(data.train_x[:cfg.n_train], data.train_y[:cfg.n_train], data.test_x, data.test_y)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = _init_model(cfg).to(device, memory_format=fmt)
+    if teacher is not None:
+        teacher = copy.deepcopy(teacher).to(device, memory_format=fmt).eval().requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "best_state": None,
+                             "history": [], "wall_time_s": 0.0}
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Path(checkpoint_dir) / CHECKPOINT
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt.exists():
+            saved = torch.load(ckpt, map_location=device, weights_only=True)
+            if saved["fingerprint"] != cfg.fingerprint():
+                raise ValueError(f"{ckpt} belongs to a different run (config changed). Fix: use another "
+                                 f"--checkpoint-dir, or delete it to start this run from scratch.")
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            state = saved["state"]
+    n = data.train_x.shape[0]
+    n_batches = math.ceil(n / cfg.batch_size)
+    stopped = "completed"
+    started = time.perf_counter()
+    while state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        if _patience_spent(cfg, state):
+            stopped = "early-stopped"
+            break
+        t0 = time.perf_counter()
+        g = _epoch_generator(cfg.seed, epoch)
+        perm = torch.randperm(n, generator=g)
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(range(n_batches), desc=f"{cfg.dataset.value}/{cfg.name} epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        for b in bar:
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = _as_float(data.train_x[idx])
+            if cfg.augment:
+                x = _augment(x, g)
+            x = x.to(device, non_blocking=True, memory_format=fmt)
+            y = data.train_y[idx].to(device, non_blocking=True)
+            ramp = min(1.0, (epoch + b / n_batches) / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs else 1.0
+            loss = train_step(cfg, model, teacher, x, y, cfg.eps * ramp, cfg.step_size * ramp, g)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * y.shape[0]
+            seen += y.shape[0]
+            if b % 20 == 0:
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        model.eval()
+        acc = clean_accuracy(model, data.test_x, data.test_y)
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": total / seen, "test_acc": acc, "lr": lr, "seconds": seconds}
+        state["history"].append(row)
+        state["wall_time_s"] += seconds
+        # epochs of the eps warm-up are not eligible: their model is not robust at the training eps
+        eligible = epoch + 1 > cfg.eps_warmup_epochs or epoch + 1 == cfg.epochs
+        if eligible and acc > state["best_acc"]:
+            state.update(best_acc=acc, best_epoch=epoch + 1,
+                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        state["epoch"] = epoch + 1
+        if progress:
+            tqdm.write(f"{cfg.dataset.value}/{cfg.name} epoch {epoch + 1}: loss {row['train_loss']:.4f} "
+                       f"test acc {acc:.2f}% (best {state['best_acc']:.2f}% @ {state['best_epoch']}) {seconds:.1f}s")
+        if ckpt is not None:
+            _save_checkpoint(ckpt, {"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
+                                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": state})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+        over = time_budget_s is not None and time.perf_counter() - started > time_budget_s
+        if over and state["epoch"] < cfg.epochs and not _patience_spent(cfg, state):
+            stopped = "partial"
+            break
+    else:
+        if _patience_spent(cfg, state):
+            stopped = "early-stopped"
+    if state["best_state"] is None:  # stopped inside the eps warm-up: the last epoch is all there is
+        state.update(best_acc=state["history"][-1]["test_acc"], best_epoch=state["epoch"])
+    else:
+        model.load_state_dict(state["best_state"])
+    model = model.to(memory_format=torch.contiguous_format)
+    meta = {"config": cfg.to_dict(), "seed": cfg.seed, "method_equation": spec.equation,
+            "clean_acc": state["best_acc"], "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+            "wall_time_s": state["wall_time_s"], "status": stopped, "history": state["history"],
+            "epochs_planned": cfg.epochs,
+            "record": record(device)}
+    return TrainResult(model.cpu().eval(), meta)

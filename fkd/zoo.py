@@ -1,0 +1,112 @@
+"""The model zoo: safetensors weights plus JSON metadata; ``load_model`` in one call.
+
+Layout: ``zoo/<dataset>/<name>.safetensors`` and ``<name>.json``, where ``name`` is ``rt`` for the
+robust teacher and ``<method>-a<alpha>`` for a student. The JSON holds the layer spec, so models
+are rebuilt from data and no pickle is ever loaded.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import PAPER_HPARAMS, Dataset, Method, model_name, parse
+from .models import build
+
+ZOO = Path(__file__).resolve().parent.parent / "zoo"
+
+
+class ZooError(LookupError):
+    """A zoo model is missing or unreadable; the message names the file and the fix."""
+
+
+def with_ext(stem: Path, ext: str) -> Path:
+    """``stem`` + ``ext`` (``Path.with_suffix`` would eat the ".5" of ``fd-a0.5``)."""
+    return stem.parent / (stem.name + ext)
+
+
+def strip_ext(path: Path | str) -> Path:
+    """The stem of a zoo file: drops a trailing .safetensors or .json, nothing else."""
+    path = Path(path)
+    for ext in (".safetensors", ".json"):
+        if path.name.endswith(ext):
+            return path.parent / path.name[: -len(ext)]
+    return path
+
+
+def zoo_dir() -> Path:
+    return Path(os.environ.get("FKD_ZOO", ZOO)).expanduser().resolve()
+
+
+def model_path(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
+               root: Path | None = None) -> Path:
+    """Path stem (no suffix) of a zoo model; ``alpha=None`` is the paper's alpha for the row."""
+    dataset, method = parse(Dataset, dataset), parse(Method, method)
+    if alpha is None:
+        alpha = PAPER_HPARAMS[(dataset, method)][4]
+    return (root or zoo_dir()) / dataset.value / model_name(method, alpha)
+
+
+def save_model(model: nn.Module, spec: list, meta: dict[str, Any], stem: Path) -> None:
+    """Write ``stem``.safetensors and ``stem``.json (metadata with the layer spec)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(with_ext(stem, ".safetensors")))
+    body = {**meta, "architecture": [list(layer) for layer in spec]}
+    tmp = with_ext(stem, ".json.tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    tmp.replace(with_ext(stem, ".json"))
+
+
+def load_from(stem: Path) -> tuple[nn.Sequential, dict[str, Any]]:
+    """Load a model and its metadata from ``stem``.safetensors / .json, in eval mode."""
+    meta_path, weights = with_ext(stem, ".json"), with_ext(stem, ".safetensors")
+    if not meta_path.exists() or not weights.exists():
+        raise ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with "
+                       f"`python -m fkd train ...` or check out the shipped zoo (`python -m fkd zoo` lists it).")
+    meta = json.loads(meta_path.read_text())
+    model = build(meta["architecture"])
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as exc:
+        raise ZooError(f"{weights} is unreadable or does not match its architecture ({exc}). "
+                       f"Fix: restore it from git or retrain it.") from exc
+    return model.eval(), meta
+
+
+def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
+               root: Path | None = None) -> nn.Sequential:
+    """A ready, eval-mode ``nn.Sequential`` from the zoo, e.g. ``load_model("mnist", "fd")``.
+
+    Args:
+        dataset: mnist, fashion-mnist or cifar10. method: rt, sd, ard, rslad or fd.
+        alpha: the student's distillation weight; None is the paper's (CIFAR-10 FD also has 0.5, 0.75).
+    """
+    return load_from(model_path(dataset, method, alpha, root))[0]
+
+
+def load_meta(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
+              root: Path | None = None) -> dict[str, Any]:
+    stem = model_path(dataset, method, alpha, root)
+    if not with_ext(stem, ".json").exists():
+        raise ZooError(f"no metadata at {stem}.json. Fix: train the model or check out the shipped zoo.")
+    return json.loads(with_ext(stem, ".json").read_text())
+
+
+def list_zoo(root: Path | None = None) -> list[dict[str, Any]]:
+    """One row per shipped model: dataset, method, alpha, accuracy, epochs, wall time, status."""
+    rows = []
+    for meta_path in sorted((root or zoo_dir()).glob("*/*.json")):
+        stem = strip_ext(meta_path)
+        meta = json.loads(meta_path.read_text())
+        cfg = meta["config"]
+        rows.append({"dataset": cfg["dataset"], "method": cfg["method"], "alpha": cfg["alpha"],
+                     "profile": cfg["profile"], "clean_acc": meta["clean_acc"],
+                     "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"],
+                     "wall_time_s": round(meta["wall_time_s"], 1), "device": meta["record"]["machine"]["device"],
+                     "status": meta["status"], "file": with_ext(stem, ".safetensors").name})
+    return rows

@@ -1,0 +1,57 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "fkd", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_unknown_method_lists_the_options():
+    r = run("train", "--dataset", "mnist", "--method", "kd")
+    assert r.returncode == 2
+    assert "rt, sd, ard, rslad, fd" in r.stderr
+
+
+def test_unknown_dataset_lists_the_options():
+    r = run("train", "--dataset", "svhn", "--method", "rt")
+    assert r.returncode == 2 and "mnist, fashion-mnist, cifar10" in r.stderr
+
+
+def test_zoo_csv_lists_models():
+    r = run("zoo", "--csv")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows and {"dataset", "method", "alpha", "clean_acc", "epochs_run", "wall_time_s"} <= set(rows[0])
+
+
+def test_train_quick_teacher_then_student_from_it(tmp_path):
+    """End to end on real MNIST: one epoch of the quick teacher, then an SD student from it."""
+    out, ck = tmp_path / "zoo", tmp_path / "ck"
+    r = run("train", "--dataset", "mnist", "--method", "rt", "--profile", "quick", "--epochs", "1",
+            "--out", str(out), "--checkpoint-dir", str(ck / "rt"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "mnist" / "rt.json").read_text())
+    assert meta["config"]["profile"] == "quick" and meta["epochs_run"] == 1
+    r = run("train", "--dataset", "mnist", "--method", "sd", "--profile", "quick", "--epochs", "1",
+            "--out", str(out), "--teacher", str(out / "mnist" / "rt.safetensors"),
+            "--checkpoint-dir", str(ck / "sd"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "mnist" / "sd-a0.5.json").read_text())
+    assert meta["teacher"]["path"].endswith("rt") and meta["clean_acc"] > 50
+    r = run("zoo", "--zoo", str(out), "--evaluate")
+    assert r.returncode == 0 and "robust_acc_pgd20" in r.stdout
+
+
+def test_missing_teacher_is_a_clear_error(tmp_path):
+    r = run("train", "--dataset", "mnist", "--method", "fd", "--profile", "quick",
+            "--teacher", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path))
+    assert r.returncode != 0 and "python -m fkd train" in r.stderr

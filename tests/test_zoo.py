@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from fkd import load_model
+from fkd.config import PAPER_HPARAMS, Dataset, Method
+from fkd.data import load_split
+from fkd.metrics import clean_accuracy
+from fkd.models import architecture, make_model
+from fkd.zoo import ZooError, list_zoo, load_from, model_path, save_model, strip_ext, with_ext, zoo_dir
+
+SHIPPED = [(d, m) for (d, m) in PAPER_HPARAMS if d is not Dataset.CIFAR10]
+
+
+def test_save_and_load_roundtrip_without_pickle(tmp_path):
+    model = make_model("cifar10", "student")
+    stem = tmp_path / "cifar10" / "fd-a0.75"
+    save_model(model, architecture("cifar10", "student"), {"note": "x"}, stem)
+    again, meta = load_from(stem)
+    assert meta["note"] == "x" and not again.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
+    raw = with_ext(stem, ".safetensors").read_bytes()
+    header = int.from_bytes(raw[:8], "little")
+    assert json.loads(raw[8:8 + header])  # a safetensors header, not a pickle
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(model.eval()(x), again(x))
+    assert load_model("cifar10", "fd", 0.75, root=tmp_path) is not None
+
+
+def test_missing_model_says_how_to_get_it(tmp_path):
+    with pytest.raises(ZooError, match="python -m fkd train"):
+        load_model("mnist", "fd", root=tmp_path)
+    with pytest.raises(ValueError, match="rt, sd, ard, rslad, fd"):
+        load_model("mnist", "kd")
+
+
+def test_file_names_keep_the_alpha(tmp_path):
+    stem = tmp_path / "fd-a0.5"
+    assert with_ext(stem, ".json").name == "fd-a0.5.json"
+    assert strip_ext(tmp_path / "fd-a0.5.safetensors") == stem == strip_ext(stem)
+
+
+def test_paper_alpha_is_the_default_name():
+    assert model_path("cifar10", "fd").name == "fd-a1"
+    assert model_path("mnist", "fd").name == "fd-a0.5"
+    assert model_path("mnist", "rt").name == "rt"
+
+
+@pytest.mark.parametrize("dataset,method", SHIPPED)
+def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method):
+    model = load_model(dataset, method)
+    assert isinstance(model, nn.Sequential) and not model.training
+    meta = json.loads(with_ext(model_path(dataset, method), ".json").read_text())
+    assert meta["config"]["dataset"] == dataset.value and meta["config"]["method"] == method.value
+    assert meta["config"]["profile"] == "full"
+    for key in ("seed", "wall_time_s", "epochs_run", "record", "history", "status"):
+        assert key in meta
+    assert meta["record"]["packages"]["torch"]
+    if method is not Method.RT:
+        assert meta["teacher"]["sha256"]
+    x, y = load_split(dataset, train=False)
+    assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
+
+
+def test_zoo_listing_has_every_shipped_model():
+    rows = list_zoo()
+    names = {(r["dataset"], r["method"]) for r in rows}
+    assert {(d.value, m.value) for d, m in SHIPPED} <= names
+    for r in rows:
+        assert r["profile"] in ("full", "quick") and r["status"]
+    assert zoo_dir().name == "zoo"
