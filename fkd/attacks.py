@@ -52,7 +52,9 @@ class CrossEntropy:
         return (self.model,)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return per_example_ce(forward(self.model, x), self.labels)
+        logits = forward(self.model, x)
+        labels = self.labels.expand(logits.shape[:-1]).reshape(-1)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels, reduction="none").view(logits.shape[:-1])
 
 
 @dataclass
@@ -132,13 +134,15 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
     if keep not in ("best", "last"):
         raise ValueError(f"unknown keep {keep!r}; choose one of: best, last")
     x0 = x0.detach()
-    lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
     shape = (restarts, *x0.shape)
+    # bounds expanded once to the iterate's shape: clamping against same-shape tensors avoids
+    # the slow broadcasting path (measured in benchmarks/train_throughput.py)
+    lo = (x0 - eps).clamp_(min=0.0).expand(shape).contiguous()
+    hi = (x0 + eps).clamp_(max=1.0).expand(shape).contiguous()
     x = x0.expand(shape).clone()
     if random_start and eps > 0:
         noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu")
-        x = x + noise.to(x0.device, x0.dtype).mul_(2 * eps).sub_(eps)
-        x = torch.maximum(torch.minimum(x, hi), lo)
+        x.add_(noise.to(x0.device, x0.dtype).mul_(2 * eps).sub_(eps)).clamp_(lo, hi)
     best_x, best_v = None, None
     expand = (1,) * (x0.dim() - 1)
     with eval_mode(*objective.models), torch.enable_grad():
@@ -161,8 +165,7 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
             if final:
                 break
             (grad,) = torch.autograd.grad(value.sum(), x)
-            x = x.detach() + step_size * grad.sign()
-            x = torch.maximum(torch.minimum(x, hi), lo)
+            x = x.detach().add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
     if keep == "last":
         return x.detach()[0], None
     r = best_v.argmax(0)  # (B,)

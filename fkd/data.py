@@ -134,8 +134,10 @@ def load_split(dataset: Dataset | str, train: bool) -> tuple[Tensor, Tensor]:
 
 
 def to_float(images: Tensor) -> Tensor:
-    """uint8 images -> float32 in [0, 1]."""
-    return images.to(torch.float32).div_(255.0)
+    """uint8 images (0..255) -> float32 in [0, 1]; float images -> float32 unchanged in value."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images.to(torch.float32)
 
 
 def make_eval_subset(dataset: Dataset | str, n: int | None = None, seed: int = EVAL_SUBSET_SEED) -> list[int]:

@@ -5,10 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import CrossEntropy, pgd
-
-
-def _float(x: Tensor) -> Tensor:
-    return x.to(torch.float32).div(255.0) if x.dtype == torch.uint8 else x.float()
+from .data import to_float
 
 
 @torch.inference_mode()
@@ -17,7 +14,7 @@ def clean_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 100
     dev = next(model.parameters()).device
     correct = 0
     for i in range(0, x.shape[0], batch_size):
-        correct += (model(_float(x[i:i + batch_size]).to(dev)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+        correct += (model(to_float(x[i:i + batch_size]).to(dev)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
     return 100.0 * correct / x.shape[0]
 
 
@@ -32,7 +29,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps
     step_size = 2.5 * eps / max(steps, 1) if step_size is None else step_size
     correct = 0
     for i in range(0, x.shape[0], batch_size):
-        xb, yb = _float(x[i:i + batch_size]), y[i:i + batch_size]
+        xb, yb = to_float(x[i:i + batch_size]), y[i:i + batch_size]
         with torch.inference_mode():
             ok = model(xb).argmax(1) == yb
         x_adv, _ = pgd(CrossEntropy(model, yb), xb, eps, steps=steps, step_size=step_size,

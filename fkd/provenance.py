@@ -30,11 +30,16 @@ def machine(device: str | torch.device = "cpu") -> dict[str, str | int]:
 
 
 def git_commit() -> str:
+    """HEAD's commit, with ``-dirty`` when the working tree has uncommitted changes to tracked files."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        commit = git("rev-parse", "HEAD") or "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return commit + ("-dirty" if dirty and commit != "unknown" else "")
 
 
 def record(device: str | torch.device = "cpu") -> dict:

@@ -54,10 +54,6 @@ class TrainResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _as_float(x: Tensor) -> Tensor:
-    return to_float(x) if x.dtype == torch.uint8 else x.float()
-
-
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
@@ -181,7 +177,7 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
                    disable=not progress, leave=False)
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = _as_float(data.train_x[idx])
+            x = to_float(data.train_x[idx])
             if cfg.augment:
                 x = _augment(x, g)
             x = x.to(device, non_blocking=True, memory_format=fmt)
