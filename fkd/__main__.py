@@ -87,7 +87,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         w.writeheader()
         w.writerows(rows)
         return 0
-    cols = ["dataset", "method", "alpha", "profile", "clean_acc", "epochs_run", "best_epoch", "wall_time_s",
+    cols = ["dataset", "method", "alpha", "profile", "clean_acc", "epochs_run", "epochs_planned", "best_epoch",
+            "wall_time_s",
             "device", "status"] + (["clean_acc_now", "train_eps", "robust_acc_pgd20"] if args.evaluate else [])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))

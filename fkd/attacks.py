@@ -108,6 +108,12 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
+def _tile(t: Tensor, r: int) -> Tensor:
+    """(B, ...) -> (r, B, ...), each slice a copy of ``t`` in ``t``'s own (dense) memory layout."""
+    out = torch.empty_strided((r, *t.shape), (t.numel(), *t.stride()), dtype=t.dtype, device=t.device)
+    return out.copy_(t.expand_as(out))
+
+
 def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: float,
         restarts: int = 1, random_start: bool = True, generator: torch.Generator | None = None,
         keep: Literal["best", "last"] = "best") -> tuple[Tensor, Tensor | None]:
@@ -134,12 +140,13 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
     if keep not in ("best", "last"):
         raise ValueError(f"unknown keep {keep!r}; choose one of: best, last")
     x0 = x0.detach()
+    if not (x0.is_contiguous() or x0.is_contiguous(memory_format=torch.channels_last)):
+        x0 = x0.contiguous()
     shape = (restarts, *x0.shape)
-    # bounds expanded once to the iterate's shape: clamping against same-shape tensors avoids
-    # the slow broadcasting path (measured in benchmarks/train_throughput.py)
-    lo = (x0 - eps).clamp_(min=0.0).expand(shape).contiguous()
-    hi = (x0 + eps).clamp_(max=1.0).expand(shape).contiguous()
-    x = x0.expand(shape).clone()
+    # the iterate and its bounds share one memory layout (x0's, e.g. channels_last), tiled over
+    # restarts: clamping same-layout tensors in place avoids the slow broadcasting/strided paths
+    # (measured in benchmarks/train_throughput.py)
+    lo, hi, x = (_tile(t, restarts) for t in ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0), x0))
     if random_start and eps > 0:
         noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu")
         x.add_(noise.to(x0.device, x0.dtype).mul_(2 * eps).sub_(eps)).clamp_(lo, hi)

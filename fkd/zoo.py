@@ -106,7 +106,8 @@ def list_zoo(root: Path | None = None) -> list[dict[str, Any]]:
         cfg = meta["config"]
         rows.append({"dataset": cfg["dataset"], "method": cfg["method"], "alpha": cfg["alpha"],
                      "profile": cfg["profile"], "clean_acc": meta["clean_acc"],
-                     "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"],
+                     "epochs_run": meta["epochs_run"], "epochs_planned": meta["epochs_planned"],
+                     "best_epoch": meta["best_epoch"],
                      "wall_time_s": round(meta["wall_time_s"], 1), "device": meta["record"]["machine"]["device"],
                      "status": meta["status"], "file": with_ext(stem, ".safetensors").name})
     return rows

@@ -72,3 +72,20 @@ def test_zoo_listing_has_every_shipped_model():
     for r in rows:
         assert r["profile"] in ("full", "quick") and r["status"]
     assert zoo_dir().name == "zoo"
+
+
+def test_every_zoo_model_states_honestly_how_its_run_ended():
+    """completed: ran every planned epoch; early-stopped: patience spent; partial: stopped short."""
+    for stem in sorted(zoo_dir().glob("*/*.json")):
+        meta = json.loads(stem.read_text())
+        cfg, run, planned = meta["config"], meta["epochs_run"], meta["epochs_planned"]
+        assert planned == cfg["epochs"]
+        assert len(meta["history"]) == run and 1 <= meta["best_epoch"] <= run
+        assert meta["clean_acc"] == max(h["test_acc"] for h in meta["history"][cfg["eps_warmup_epochs"]:] or
+                                        meta["history"][-1:])
+        if meta["status"] == "completed":
+            assert run == planned
+        elif meta["status"] == "early-stopped":
+            assert run - max(meta["best_epoch"], cfg["eps_warmup_epochs"]) >= cfg["patience"]
+        else:
+            assert meta["status"] == "partial" and run < planned
