@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     print(f"training {cfg.dataset.value}/{cfg.name} ({cfg.profile.value} profile), checkpoints in {ckpt}")
     result = train(cfg, teacher=teacher, checkpoint_dir=ckpt, device=args.device, progress=not args.quiet,
-                   channels_last=args.channels_last,
+                   channels_last=None if args.channels_last == "auto" else args.channels_last == "on",
                    time_budget_s=args.max_minutes * 60 if args.max_minutes else None)
     result.meta["teacher"] = teacher_info
     stem = out / cfg.dataset.value / cfg.name
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default="cpu")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
-    t.add_argument("--channels-last", action="store_true", help="NHWC memory format (conv nets)")
+    t.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="NHWC memory format; auto: on for conv nets (a speed setting)")
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the epoch that passes this budget; saves the model marked 'partial' "
                         "(run the same command again to resume)")
