@@ -136,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
     z.set_defaults(func=cmd_zoo)
     args = p.parse_args(argv)
-    return args.func(args)
+    if getattr(args, "epochs", None) and args.profile is Profile.FULL:
+        p.error("--epochs changes the paper's settings; use it with --profile quick")
+    from .data import DataError
+    from .zoo import ZooError
+    try:
+        return args.func(args)
+    except (ValueError, DataError, ZooError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

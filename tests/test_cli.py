@@ -55,3 +55,10 @@ def test_missing_teacher_is_a_clear_error(tmp_path):
     r = run("train", "--dataset", "mnist", "--method", "fd", "--profile", "quick",
             "--teacher", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path))
     assert r.returncode != 0 and "python -m fkd train" in r.stderr
+
+
+def test_bad_values_are_one_line_errors_not_tracebacks(tmp_path):
+    r = run("train", "--dataset", "mnist", "--method", "rt", "--alpha", "0.5", "--out", str(tmp_path))
+    assert r.returncode == 2 and "error: alpha" in r.stderr and "Traceback" not in r.stderr
+    r = run("train", "--dataset", "mnist", "--method", "rt", "--epochs", "3")
+    assert r.returncode == 2 and "--profile quick" in r.stderr

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fkd import load_model
-from fkd.config import PAPER_HPARAMS, Dataset, Method
+from fkd.config import PAPER_HPARAMS, Dataset, Method, TrainConfig, train_config
 from fkd.data import load_split
 from fkd.metrics import clean_accuracy
 from fkd.models import architecture, make_model
@@ -56,6 +56,8 @@ def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method):
     meta = json.loads(with_ext(model_path(dataset, method), ".json").read_text())
     assert meta["config"]["dataset"] == dataset.value and meta["config"]["method"] == method.value
     assert meta["config"]["profile"] == "full"
+    # a "full" model was trained with exactly the paper's settings (plus the recorded choices)
+    assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"])
     for key in ("seed", "wall_time_s", "epochs_run", "record", "history", "status"):
         assert key in meta
     assert meta["record"]["packages"]["torch"]
@@ -79,6 +81,9 @@ def test_every_zoo_model_states_honestly_how_its_run_ended():
     for stem in sorted(zoo_dir().glob("*/*.json")):
         meta = json.loads(stem.read_text())
         cfg, run, planned = meta["config"], meta["epochs_run"], meta["epochs_planned"]
+        if cfg["profile"] == "full":  # never a shortened run passed off as the paper's settings
+            assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg["alpha"],
+                                                              seed=cfg["seed"])
         assert planned == cfg["epochs"]
         assert len(meta["history"]) == run and 1 <= meta["best_epoch"] <= run
         assert meta["clean_acc"] == max(h["test_acc"] for h in meta["history"][cfg["eps_warmup_epochs"]:] or
