@@ -164,7 +164,7 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
             if keep == "last":
                 pass
             elif best_v is None:
-                best_v, best_x = v, x.detach()
+                best_v, best_x = v, x.detach().clone()  # a copy: the step below updates x in place
             else:
                 better = v > best_v
                 best_v = torch.where(better, v, best_v)

@@ -126,3 +126,21 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="keep"):
         pgd(LinearScore(torch.ones(1, 2, 2), nn.Identity()), torch.rand(1, 1, 2, 2), 0.1, steps=1, step_size=0.1,
             keep="first")
+
+
+def test_the_returned_point_is_the_best_iterate_even_when_it_is_the_start():
+    """An ascent step that overshoots: the clean start point is the best, and must come back."""
+    x0 = torch.full((3, 1, 4, 4), 0.5)
+
+    @dataclass
+    class Overshoot:
+        @property
+        def models(self):
+            return ()
+
+        def __call__(self, x):
+            return -(x.flatten(-3).mean(-1) - 0.501) ** 2
+
+    x, v = pgd(Overshoot(), x0, 0.1, steps=1, step_size=0.05, random_start=False)
+    assert torch.equal(x, x0)
+    assert torch.allclose(v, Overshoot()(x0))
