@@ -82,6 +82,18 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         return 1
     if args.evaluate:
         _evaluate_zoo(rows, root)
+    if args.markdown:
+        from .zoo import paper_clean_accuracy
+        paper = paper_clean_accuracy()
+        print("| dataset | model | clean test acc. % (ours) | paper % | epochs run / planned (best) | status | wall time | device |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            name = r["method"] + ("" if r["alpha"] is None else f" (alpha {r['alpha']:g})")
+            ref = paper.get((r["dataset"], r["method"], r["alpha"]))
+            print(f"| {r['dataset']} | {name} | {r['clean_acc']:.2f} | {'-' if ref is None else f'{ref:.2f}'} | "
+                  f"{r['epochs_run']} / {r['epochs_planned']} ({r['best_epoch']}) | {r['status']} | "
+                  f"{r['wall_time_s'] / 60:.1f} min | {r['device']} |")
+        return 0
     if args.csv:
         w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
         w.writeheader()
@@ -131,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     t.set_defaults(func=cmd_train)
     z = sub.add_parser("zoo", help="list the shipped models")
     z.add_argument("--csv", action="store_true")
+    z.add_argument("--markdown", action="store_true", help="a Markdown table with the paper's clean accuracies")
     z.add_argument("--evaluate", action="store_true",
                    help="recompute clean accuracy and PGD-20 robust accuracy (training eps, fixed subset)")
     z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")

@@ -27,9 +27,10 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps
     if it is correct at the clean point and at the best attack point found.
     """
     step_size = 2.5 * eps / max(steps, 1) if step_size is None else step_size
+    dev = next(model.parameters()).device
     correct = 0
     for i in range(0, x.shape[0], batch_size):
-        xb, yb = to_float(x[i:i + batch_size]), y[i:i + batch_size]
+        xb, yb = to_float(x[i:i + batch_size]).to(dev), y[i:i + batch_size].to(dev)
         with torch.inference_mode():
             ok = model(xb).argmax(1) == yb
         x_adv, _ = pgd(CrossEntropy(model, yb), xb, eps, steps=steps, step_size=step_size,

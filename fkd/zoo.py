@@ -110,4 +110,17 @@ def list_zoo(root: Path | None = None) -> list[dict[str, Any]]:
                      "best_epoch": meta["best_epoch"],
                      "wall_time_s": round(meta["wall_time_s"], 1), "device": meta["record"]["machine"]["device"],
                      "status": meta["status"], "file": with_ext(stem, ".safetensors").name})
-    return rows
+    order = {**{d.value: i for i, d in enumerate(Dataset)}, **{m.value: i for i, m in enumerate(Method)}}
+    return sorted(rows, key=lambda r: (order[r["dataset"]], order[r["method"]], r["alpha"] or 0))
+
+
+def paper_clean_accuracy() -> dict[tuple[str, str, float | None], float]:
+    """The paper's published clean accuracies, keyed by (dataset, method, alpha)."""
+    path = Path(__file__).resolve().parent / "reference" / "paper_clean_accuracy.csv"
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")][1:]
+    out = {}
+    for ln in lines:
+        d, m, a, acc = ln.split(",")
+        out[(d, m, float(a) if a else None)] = float(acc)
+    return out
+

@@ -26,6 +26,12 @@ def test_unknown_dataset_lists_the_options():
     assert r.returncode == 2 and "mnist, fashion-mnist, cifar10" in r.stderr
 
 
+def test_zoo_markdown_sets_ours_beside_the_papers():
+    r = run("zoo", "--markdown")
+    assert r.returncode == 0, r.stderr
+    assert "| mnist | rt | " in r.stdout and "| 97.88 |" in r.stdout
+
+
 def test_zoo_csv_lists_models():
     r = run("zoo", "--csv")
     assert r.returncode == 0, r.stderr
