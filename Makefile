@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup book test test-fast zoo-list benchmark clean
+.PHONY: setup book test test-fast zoo benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# Retrain the whole zoo at the full profile (hours on a CPU; resumable: run it again after a kill).
+# Teachers first: every student distils its dataset's zoo teacher.
+zoo: setup
+	for d in mnist fashion-mnist cifar10; do \
+	  for m in rt sd ard rslad fd; do $(PY) -m fkd train --dataset $$d --method $$m --threads 1 --quiet || exit 1; done; \
+	done
+	for a in 0.5 0.75; do $(PY) -m fkd train --dataset cifar10 --method fd --alpha $$a --threads 1 --quiet || exit 1; done
 
 benchmark: setup
 	$(PY) benchmarks/train_throughput.py

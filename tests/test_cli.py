@@ -39,6 +39,7 @@ def test_zoo_csv_lists_models():
     assert rows and {"dataset", "method", "alpha", "clean_acc", "epochs_run", "wall_time_s"} <= set(rows[0])
 
 
+@pytest.mark.slow
 def test_train_quick_teacher_then_student_from_it(tmp_path):
     """End to end on real MNIST: one epoch of the quick teacher, then an SD student from it."""
     out, ck = tmp_path / "zoo", tmp_path / "ck"

@@ -90,6 +90,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path, teacher):
         train(cfg_for("fd", epochs=6), teacher=teacher, data=synthetic(), checkpoint_dir=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     """A real kill: the child trains, is SIGKILLed after epoch 2's checkpoint, and is resumed here."""
     script = textwrap.dedent(f"""
