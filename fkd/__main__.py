@@ -39,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training {cfg.dataset.value}/{cfg.name} ({cfg.profile.value} profile), checkpoints in {ckpt}")
     result = train(cfg, teacher=teacher, checkpoint_dir=ckpt, device=args.device, progress=not args.quiet,
                    channels_last=None if args.channels_last == "auto" else args.channels_last == "on",
-                   time_budget_s=args.max_minutes * 60 if args.max_minutes else None)
+                   time_budget_s=None if args.max_minutes is None else args.max_minutes * 60)
     result.meta["teacher"] = teacher_info
     stem = out / cfg.dataset.value / cfg.name
     save_model(result.model, architecture(cfg.dataset, "teacher" if cfg.method is Method.RT else "student"),
