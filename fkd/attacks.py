@@ -160,15 +160,14 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
             x.requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 value = objective(x)
-            v = value.detach()
-            if keep == "last":
-                pass
-            elif best_v is None:
-                best_v, best_x = v, x.detach().clone()  # a copy: the step below updates x in place
-            else:
-                better = v > best_v
-                best_v = torch.where(better, v, best_v)
-                best_x = torch.where(better.view(better.shape + expand), x.detach(), best_x)
+            if keep == "best":
+                v = value.detach()
+                if best_v is None:
+                    best_v, best_x = v, x.detach().clone()  # a copy: the step below updates x in place
+                else:
+                    better = v > best_v
+                    best_v = torch.where(better, v, best_v)
+                    best_x = torch.where(better.view(better.shape + expand), x.detach(), best_x)
             if final:
                 break
             (grad,) = torch.autograd.grad(value.sum(), x)

@@ -70,13 +70,15 @@ def test_best_value_is_the_objective_at_the_returned_point_and_beats_the_start(p
 
 
 def test_more_restarts_never_do_worse(pinned):
+    """Restart 0 of a 5-restart run draws the same start as a 1-restart run from the same seed
+    (the noise fills restart by restart), so the best of five can only match or beat it."""
     model = make_model("mnist", "student")
     x0, y = torch.rand(32, 1, 28, 28, generator=pinned), torch.randint(0, 10, (32,), generator=pinned)
-    # restart 0 of a 5-restart run uses the same noise as the 1-restart run: rand((5,B,...)) differs, so
-    # compare against the restarts' own per-restart values instead
-    _, v5 = pgd(CrossEntropy(model, y), x0, 0.1, steps=5, step_size=0.02, restarts=5, generator=pinned)
-    _, v0 = pgd(CrossEntropy(model, y), x0, 0.1, steps=5, step_size=0.02, random_start=False)
-    assert v5.shape == (32,) and torch.isfinite(v5).all()
+    _, v1 = pgd(CrossEntropy(model, y), x0, 0.1, steps=5, step_size=0.02, restarts=1,
+                generator=torch.Generator().manual_seed(3))
+    _, v5 = pgd(CrossEntropy(model, y), x0, 0.1, steps=5, step_size=0.02, restarts=5,
+                generator=torch.Generator().manual_seed(3))
+    assert (v5 >= v1 - 1e-6).all() and (v5 > v1 + 1e-6).any()
     x_last, none = pgd(CrossEntropy(model, y), x0, 0.1, steps=5, step_size=0.02, keep="last", generator=pinned)
     assert none is None and x_last.shape == x0.shape
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from fkd.config import train_config
-from fkd.models import make_model
 from fkd.train import TrainData, _augment, train
 
 REPO = Path(__file__).resolve().parent.parent
