@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train ...`` and ``python -m fkd zoo``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study``."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import Dataset, Method, Profile, parse, train_config
+from .config import Dataset, Method, Profile, parse, parse_eps, train_config
 
 
 def _checkpoint_root() -> Path:
@@ -109,6 +109,68 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str) -> list[str]:
+    return [t for t in (s.strip() for s in text.split(",")) if t]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Table 1, EMPLB and fidelity rows for the students of one dataset."""
+    from .evaluate import eval_config, evaluate
+    from .metrics import Attack
+    from .tables import emplb_table, table1
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    cfg = eval_config(args.dataset, _csv(args.students), profile=args.profile,
+                      eps=[parse_eps(e) for e in _csv(args.eps)] if args.eps else None, n_images=args.n_images,
+                      attack=Attack(args.steps, args.restarts), strategy=args.strategy, seed=args.seed,
+                      chunk_size=args.chunk_size)
+    df = evaluate(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+                  zoo_root=args.zoo)
+    import pandas as pd
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        print(table1(df, cfg.dataset).to_string())
+        if any(e > 0 for e in cfg.eps):
+            print(emplb_table(df, cfg.dataset).to_string(index=False))
+    print(f"rows in {Path(args.out) / 'empirical.csv'}, run record in {Path(args.out) / 'run.json'}")
+    return 0
+
+
+def cmd_attack_study(args: argparse.Namespace) -> int:
+    """EMPLB against PGD steps x restarts (the attack-strength figure), or Table 3 with --table3."""
+    import json
+
+    from .attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
+    from .plots import plot_attack_strength
+    from .provenance import record
+    from .tables import table3
+
+    if args.table3:
+        cfg = table3_study(seed=args.seed)
+    else:
+        images = tuple(range(args.n_images))
+        cfg = AttackStudyConfig(args.dataset, tuple(_csv(args.students)), parse_eps(args.eps), images,
+                                steps=tuple(int(s) for s in _csv(args.steps)),
+                                restarts=tuple(int(r) for r in _csv(args.restarts)), seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import time
+    t0 = time.perf_counter()
+    df = attack_strength(cfg, zoo_root=args.zoo, progress=not args.quiet)
+    df.to_csv(out / "attack_study.csv", index=False)
+    (out / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "seed": cfg.seed,
+                                              "wall_time_s": round(time.perf_counter() - t0, 1), **record()},
+                                             indent=1) + "\n")
+    if args.table3:
+        print(table3(df).to_string())
+    else:
+        print(plateau_summary(df).round(4).to_string(index=False))
+        plot_attack_strength(df).savefig(out / "attack_strength.png", dpi=120, bbox_inches="tight")
+    print(f"rows in {out / 'attack_study.csv'}")
+    return 0
+
+
 def _choice(cls):
     def conv(value: str):
         try:
@@ -148,6 +210,38 @@ def main(argv: list[str] | None = None) -> int:
                    help="recompute clean accuracy and PGD-20 robust accuracy (training eps, fixed subset)")
     z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
     z.set_defaults(func=cmd_zoo)
+    e = sub.add_parser("evaluate", help="robust accuracy, distillation agreement, EMPLB, fidelity (Table 1)")
+    e.add_argument("--dataset", type=_choice(Dataset), required=True)
+    e.add_argument("--students", default="sd,ard,rslad,fd", help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75")
+    e.add_argument("--eps", default=None, help="comma list, e.g. 0,0.1 or 4/255,8/255 (default: the paper's grid)")
+    e.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset")
+    e.add_argument("--profile", type=_choice(Profile), default=Profile.FULL,
+                   help="full: the paper's subset size; quick: 100 images (CIFAR-10: 20)")
+    e.add_argument("--steps", type=int, default=50)
+    e.add_argument("--restarts", type=int, default=5)
+    e.add_argument("--strategy", default="both", help="EMPLB objective: max, classes or both (default)")
+    e.add_argument("--chunk-size", type=int, default=250, help="images per task (part of the config)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--workers", type=int, default=1, help="K > 1: a Dask LocalCluster of K processes")
+    e.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    e.add_argument("--threads", type=int, default=0, help="torch threads when --workers 1")
+    e.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
+    e.add_argument("--out", required=True, help="run directory (resumes if it exists)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+    a = sub.add_parser("attack-study", help="EMPLB against PGD steps and restarts; --table3 for Table 3")
+    a.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
+    a.add_argument("--students", default="sd,ard,rslad,fd")
+    a.add_argument("--eps", default="0.1")
+    a.add_argument("--n-images", type=int, default=100)
+    a.add_argument("--steps", default="1,5,10,25,50,100,200")
+    a.add_argument("--restarts", default="1,2,5,10,20")
+    a.add_argument("--table3", action="store_true", help="Table 3: F-MNIST, 8/255, RSLAD vs FD, PGD-1/5/25/50")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--zoo", default=None)
+    a.add_argument("--out", required=True)
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=cmd_attack_study)
     args = p.parse_args(argv)
     if getattr(args, "epochs", None) and args.profile is Profile.FULL:
         p.error("--epochs changes the paper's settings; use it with --profile quick")

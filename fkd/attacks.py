@@ -34,18 +34,27 @@ def per_example_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: 
     return (lt.exp() * (lt - ls)).sum(-1)
 
 
-def per_example_ce(logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy per example: logits (..., B, K), labels (B,) -> (..., B)."""
-    logp = F.log_softmax(logits, dim=-1)
-    return -logp.gather(-1, labels.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+# Added to an objective's value (never to its gradient) where the attack has already succeeded,
+# so that best-point tracking keeps a successful iterate over one with a higher loss but no flip.
+FLIP_BONUS = 1e4
+
+
+def _ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy per example, fused: logits (..., B, K), labels (B,) -> (..., B)."""
+    flat = labels.expand(logits.shape[:-1]).reshape(-1)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat, reduction="none").view(logits.shape[:-1])
 
 
 @dataclass
 class CrossEntropy:
-    """CE of ``model`` against ``labels`` (B,): robust accuracy, Madry training, ARD, and
-    distillation agreement when ``labels`` are the teacher's hard predictions."""
+    """CE of ``model`` against ``labels`` (B,): robust accuracy, Madry training, ARD.
+
+    With ``prefer_errors`` the value gains FLIP_BONUS where the model's top-1 differs from the
+    label (same gradient), so the best point kept is a misclassified one whenever PGD met one.
+    """
     model: nn.Module
     labels: Tensor
+    prefer_errors: bool = False
 
     @property
     def models(self) -> tuple[nn.Module, ...]:
@@ -53,8 +62,30 @@ class CrossEntropy:
 
     def __call__(self, x: Tensor) -> Tensor:
         logits = forward(self.model, x)
-        labels = self.labels.expand(logits.shape[:-1]).reshape(-1)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels, reduction="none").view(logits.shape[:-1])
+        value = _ce(logits, self.labels)
+        if self.prefer_errors:
+            value = value + FLIP_BONUS * (logits.detach().argmax(-1) != self.labels).to(value.dtype)
+        return value
+
+
+@dataclass
+class Disagreement:
+    """Distillation-agreement attack (eq. 14): the student's CE against the teacher's hard
+    prediction at the clean point, ``labels`` (B,), plus FLIP_BONUS where teacher and student
+    disagree at the attacked point (the teacher is evaluated there without gradient)."""
+    student: nn.Module
+    teacher: nn.Module
+    labels: Tensor
+
+    @property
+    def models(self) -> tuple[nn.Module, ...]:
+        return (self.student, self.teacher)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        logits = forward(self.student, x)
+        with torch.no_grad():
+            c_t = forward(self.teacher, x.detach()).argmax(-1)
+        return _ce(logits, self.labels) + FLIP_BONUS * (logits.detach().argmax(-1) != c_t).to(logits.dtype)
 
 
 @dataclass
@@ -78,11 +109,12 @@ class KLDivergence:
 @dataclass
 class ConfidenceGap:
     """The confidence gap ||f_t(x) - f_s(x)||_inf at T = 1 (eq. 8), or, with ``cls`` (B,) and
-    ``sign`` +-1, the signed gap sign * (f_t(x) - f_s(x))[cls] of one class per example."""
+    ``sign`` +-1 (a float or a (B,) tensor), the signed gap sign * (f_t(x) - f_s(x))[cls] of one
+    class per example."""
     teacher: nn.Module
     student: nn.Module
     cls: Tensor | None = None
-    sign: float = 1.0
+    sign: float | Tensor = 1.0
 
     @property
     def models(self) -> tuple[nn.Module, ...]:

@@ -75,6 +75,33 @@ PAPER_HPARAMS: dict[tuple[Dataset, Method], tuple[float | None, float, float, fl
     (Dataset.CIFAR10, Method.FD): (2, 0.0, 0.1, 0.1 / 32, 1.0),
 }
 
+#: The evaluation eps grid of section 6 (pixel units), with eps = 0 (clean) first as in Table 1.
+PAPER_EPS = {
+    Dataset.MNIST: (0.0, 0.025, 0.05, 0.1, 0.15, 0.2),
+    Dataset.FASHION_MNIST: (0.0, *(k / 255 for k in (4, 8, 12, 16, 20))),
+    Dataset.CIFAR10: (0.0, *(k / 255 for k in (4, 8, 12, 16, 20))),
+}
+
+
+def parse_eps(text: str) -> float:
+    """A radius in pixel units from "0.1" or "8/255"; ValueError outside [0, 1]."""
+    try:
+        num, _, den = str(text).strip().partition("/")
+        eps = float(num) / (float(den) if den else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cannot read eps {text!r}; write it as 0.1 or 8/255") from None
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must lie in [0, 1] (pixel units, inputs in [0, 1]), got {text!r}")
+    return eps
+
+
+def eps_label(eps: float) -> str:
+    """The paper's label of a radius: the decimal when it is short (0.025), else k/255 (8/255)."""
+    k = eps * 255
+    short = f"{eps:g}"
+    return f"{round(k)}/255" if len(short) > 6 and abs(k - round(k)) < 1e-6 else short
+
+
 #: (max epochs, early-stopping patience) of the full profile (appendices A.1 to A.3).
 PAPER_EPOCHS = {Dataset.MNIST: (64, 8), Dataset.FASHION_MNIST: (64, 8), Dataset.CIFAR10: (128, 12)}
 
@@ -144,6 +171,26 @@ class TrainConfig:
 def model_name(method: Method | str, alpha: float | None) -> str:
     method = parse(Method, method)
     return "rt" if method is Method.RT else f"{method.value}-a{alpha:g}"
+
+
+def resolve_model(dataset: Dataset | str, name: str) -> tuple[Method, float | None]:
+    """(method, alpha) of a zoo model named ``rt``, ``fd`` (the paper's alpha) or ``fd-a0.75``."""
+    dataset = parse(Dataset, dataset)
+    head, sep, tail = str(name).strip().lower().partition("-a")
+    method = parse(Method, head)
+    if method is Method.RT:
+        if sep:
+            raise ValueError(f"the robust teacher takes no alpha: write 'rt', not {name!r}")
+        return method, None
+    if not sep:
+        return method, PAPER_HPARAMS[(dataset, method)][4]
+    try:
+        alpha = float(tail)
+    except ValueError:
+        raise ValueError(f"cannot read alpha in {name!r}; write e.g. fd-a0.5") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {name!r}")
+    return method, alpha
 
 
 def train_config(dataset: Dataset | str, method: Method | str, *, profile: Profile | str = Profile.FULL,

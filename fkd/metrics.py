@@ -1,11 +1,169 @@
-"""Accuracy metrics: clean accuracy and PGD robust accuracy (section 6)."""
+"""Per-image empirical metrics (section 6): robust accuracy, distillation agreement (Definition 3,
+eq. 14), EMPLB (section 4.1, a lower bound on delta* of eq. 8) and fidelity (top-1 agreement,
+predictive KL).
+
+Every function takes float images x (N, C, H, W) in [0, 1] and eval-mode models, works on the
+whole batch at once (restarts and EMPLB's per-class objectives are folded into the batch) and
+returns one value per image.
+"""
 from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from .attacks import CrossEntropy, pgd
+from .attacks import ConfidenceGap, CrossEntropy, Disagreement, forward, per_example_kl, pgd
 from .data import to_float
+
+
+class EmplbStrategy(str, enum.Enum):
+    """How PGD maximises the max over classes in ||f_t - f_s||_inf."""
+    MAX = "max"          # ascend the inf-norm itself (its gradient flows through the arg-max class only)
+    CLASSES = "classes"  # one smooth objective per class and sign, +-(f_t - f_s)_c; keep the best
+    BOTH = "both"        # run both and keep the larger gap: the default, never weaker than either
+
+
+@dataclass(frozen=True)
+class Attack:
+    """An l-inf PGD attack: ``steps`` iterations of size ``step_factor * eps / steps`` from
+    ``restarts`` uniform random starts (the paper: 50 steps, 2.5 * eps / 50, 5 restarts)."""
+    steps: int = 50
+    restarts: int = 5
+    step_factor: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1 or self.step_factor <= 0:
+            raise ValueError(f"need steps >= 1, restarts >= 1, step_factor > 0; got {self}")
+
+    def step_size(self, eps: float) -> float:
+        return self.step_factor * eps / self.steps
+
+    def run(self, objective, x: Tensor, eps: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Best point (N, C, H, W) and its objective value (N,) of this attack on ``objective``."""
+        return pgd(objective, x, eps, steps=self.steps, step_size=self.step_size(eps), restarts=self.restarts,
+                   generator=generator)
+
+
+PAPER_ATTACK = Attack()
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Top-1 class (N,) of ``model`` at x (N, C, H, W)."""
+    return forward(model, x).argmax(-1)
+
+
+@torch.inference_mode()
+def confidence_gap(teacher: nn.Module, student: nn.Module, x: Tensor) -> Tensor:
+    """||f_t(x) - f_s(x)||_inf at T = 1 (eq. 8's objective), per image: (N, C, H, W) -> (N,)."""
+    return (forward(teacher, x).softmax(-1) - forward(student, x).softmax(-1)).abs().amax(-1)
+
+
+def robust_correct(model: nn.Module, x: Tensor, y: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Whether each image is classified correctly at x and at the CE-maximising PGD point.
+
+    The attack prefers misclassified iterates when it keeps its best point (same gradient as CE).
+
+    Args:
+        x: (N, C, H, W) in [0, 1]; y: labels (N,).
+    Returns:
+        bool (N,); its mean is robust accuracy (Table 1). At eps = 0, clean correctness.
+    """
+    ok = predict(model, x) == y
+    if eps > 0:
+        x_adv, _ = attack.run(CrossEntropy(model, y, prefer_errors=True), x, eps, generator)
+        ok &= predict(model, x_adv) == y
+    return ok
+
+
+def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+              generator: torch.Generator | None = None) -> Tensor:
+    """The summand of eq. 14 per image: 1_OA(x) - 1_ADE(x).
+
+    True iff teacher and student agree at x and at the PGD point that maximises the student's CE
+    against the teacher's hard prediction at x (the paper's approximation of S_ADE); the attack
+    keeps a disagreeing iterate whenever it met one.
+
+    Returns:
+        bool (N,); its mean is the empirical distillation agreement (Table 1).
+    """
+    c_t = predict(teacher, x)
+    ok = predict(student, x) == c_t
+    if eps > 0:
+        x_adv, _ = attack.run(Disagreement(student, teacher, c_t), x, eps, generator)
+        ok &= predict(student, x_adv) == predict(teacher, x_adv)
+    return ok
+
+
+class Emplb(NamedTuple):
+    """EMPLB per image: ``value`` (N,) = ||f_t - f_s||_inf at ``point`` (N, C, H, W), the best
+    point found; ``by_strategy`` maps each strategy run to its own value (N,)."""
+    value: Tensor
+    point: Tensor
+    by_strategy: dict[EmplbStrategy, Tensor]
+
+
+def _gap_max(teacher, student, x, eps, attack, generator) -> tuple[Tensor, Tensor]:
+    point, _ = attack.run(ConfidenceGap(teacher, student), x, eps, generator)
+    return confidence_gap(teacher, student, point), point
+
+
+def _gap_classes(teacher, student, x, eps, attack, generator) -> tuple[Tensor, Tensor]:
+    n = x.shape[0]
+    with torch.no_grad():
+        k = forward(teacher, x[:1]).shape[-1]
+    objectives = 2 * k                                  # (class, sign) pairs, objective-major
+    cls = torch.arange(k, device=x.device).repeat_interleave(2).repeat_interleave(n)
+    sign = torch.tensor([1.0, -1.0], device=x.device).repeat(k).repeat_interleave(n)
+    tiled = x.repeat(objectives, *(1,) * (x.dim() - 1))
+    if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4:
+        tiled = tiled.contiguous(memory_format=torch.channels_last)
+    points, _ = attack.run(ConfidenceGap(teacher, student, cls, sign), tiled, eps, generator)
+    gaps = confidence_gap(teacher, student, points).view(objectives, n)
+    best = gaps.argmax(0)
+    return gaps.gather(0, best[None]).squeeze(0), points.view(objectives, n, *x.shape[1:])[best, torch.arange(n)]
+
+
+def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+          strategy: EmplbStrategy | str = EmplbStrategy.BOTH, generator: torch.Generator | None = None) -> Emplb:
+    """Empirical maximum prediction lower bound (section 4.1): the largest ||f_t - f_s||_inf PGD finds
+    in B_eps(x) intersected with [0, 1]. A lower bound on delta* (eq. 8), never above it.
+
+    Args:
+        x: (N, C, H, W) in [0, 1].
+        strategy: ``max`` (the paper's objective), ``classes`` (2K signed per-class objectives) or
+            ``both`` (the larger of the two per image).
+    Returns:
+        Emplb(value (N,), point (N, C, H, W), by_strategy). At eps = 0, the gap at x.
+    """
+    from .config import parse
+
+    strategy = parse(EmplbStrategy, strategy)
+    if eps == 0:
+        gap = confidence_gap(teacher, student, x)
+        return Emplb(gap, x, {strategy: gap})
+    runs = {EmplbStrategy.MAX: _gap_max, EmplbStrategy.CLASSES: _gap_classes}
+    chosen = list(runs) if strategy is EmplbStrategy.BOTH else [strategy]
+    results = {s: runs[s](teacher, student, x, eps, attack, generator) for s in chosen}
+    value, point = results[chosen[0]]
+    for s in chosen[1:]:
+        v, p = results[s]
+        better = v > value
+        value = torch.where(better, v, value)
+        point = torch.where(better.view(-1, *(1,) * (x.dim() - 1)), p, point)
+    return Emplb(value, point, {s: r[0] for s, r in results.items()})
+
+
+@torch.inference_mode()
+def fidelity(teacher: nn.Module, student: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Fidelity of Stanton et al. (2021) per image: top-1 agreement (bool (N,)) and predictive
+    KL(f_t(x) || f_s(x)) at T = 1 (float (N,)), at the given points x (N, C, H, W)."""
+    t, s = forward(teacher, x), forward(student, x)
+    return t.argmax(-1) == s.argmax(-1), per_example_kl(t, s)
 
 
 @torch.inference_mode()
@@ -21,21 +179,15 @@ def clean_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 100
 def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps: int = 50,
                     step_size: float | None = None, restarts: int = 5, generator: torch.Generator | None = None,
                     batch_size: int = 500) -> float:
-    """Percent of images still correctly classified at the CE-maximising PGD point (section 6).
+    """Percent of images (uint8 or float (N, C, H, W)) still correct at the PGD point (Table 1).
 
-    Default attack: PGD-50, step 2.5 * eps / 50, 5 random restarts. An image counts as robust only
-    if it is correct at the clean point and at the best attack point found.
+    Default attack: PGD-50, step 2.5 * eps / 50, 5 random restarts.
     """
-    step_size = 2.5 * eps / max(steps, 1) if step_size is None else step_size
+    factor = 2.5 if step_size is None or eps == 0 else step_size * steps / eps
+    attack = Attack(steps, restarts, factor)
     dev = next(model.parameters()).device
     correct = 0
     for i in range(0, x.shape[0], batch_size):
         xb, yb = to_float(x[i:i + batch_size]).to(dev), y[i:i + batch_size].to(dev)
-        with torch.inference_mode():
-            ok = model(xb).argmax(1) == yb
-        x_adv, _ = pgd(CrossEntropy(model, yb), xb, eps, steps=steps, step_size=step_size,
-                       restarts=restarts, generator=generator)
-        with torch.inference_mode():
-            ok &= model(x_adv).argmax(1) == yb
-        correct += ok.sum().item()
+        correct += robust_correct(model, xb, yb, eps, attack, generator).sum().item()
     return 100.0 * correct / x.shape[0]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "gurobipy", "highspy", "scipy", "pandas")
+PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "gurobipy", "highspy", "scipy", "pandas", "dask",
+            "distributed")
 
 
 def package_versions() -> dict[str, str]:

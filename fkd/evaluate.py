@@ -1,0 +1,265 @@
+"""Empirical evaluation runs: Table 1, EMPLB and fidelity as tidy CSV rows, resumable, on Dask.
+
+A run is planned as tasks (model, eps, chunk of images). Each task writes its rows to its own part
+file (atomically), so a killed run resumes without recomputing finished tasks; ``evaluate`` then
+joins the parts into ``empirical.csv``. Tasks run in this process, or on a Dask cluster (a
+LocalCluster of ``workers`` processes, or a running scheduler's address).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from .config import PAPER_EPS, Dataset, Profile, model_name, parse, resolve_model
+from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
+
+COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "image", "metric", "value",
+           "steps", "restarts", "seed")
+#: evaluation subset size of the quick profile (the full profile uses the paper's 1000/1000/100)
+QUICK_IMAGES = {Dataset.MNIST: 100, Dataset.FASHION_MNIST: 100, Dataset.CIFAR10: 20}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One empirical evaluation: models, radii, images, attack and seed.
+
+    ``students`` are zoo names (``fd-a0.5``); ``eps`` in pixel units; the first ``n_images`` of the
+    fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
+    per-task seeds, so it is part of the config).
+    """
+    dataset: Dataset
+    students: tuple[str, ...]
+    eps: tuple[float, ...]
+    n_images: int
+    attack: Attack = PAPER_ATTACK
+    strategy: EmplbStrategy = EmplbStrategy.BOTH
+    teacher: str = "rt"
+    seed: int = 0
+    chunk_size: int = 250
+    profile: Profile = Profile.FULL
+
+    def __post_init__(self) -> None:
+        d = parse(Dataset, self.dataset)
+        object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "profile", parse(Profile, self.profile))
+        object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
+        if isinstance(self.attack, dict):
+            object.__setattr__(self, "attack", Attack(**self.attack))
+        students = tuple(model_name(*resolve_model(d, s)) for s in self.students)
+        if not students or "rt" in students:
+            raise ValueError("students must name at least one student (sd, ard, rslad, fd, or e.g. fd-a0.75)")
+        object.__setattr__(self, "students", students)
+        if any(not 0.0 <= e <= 1.0 for e in self.eps) or not self.eps:
+            raise ValueError(f"eps must lie in [0, 1] (pixel units), got {self.eps}")
+        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+        if self.n_images < 1 or self.chunk_size < 1:
+            raise ValueError(f"n_images and chunk_size must be positive, got {self.n_images}, {self.chunk_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: (v.value if hasattr(v, "value") else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    def fingerprint(self) -> str:
+        """Hash of the fields that decide every row's value (students and eps may grow between runs)."""
+        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "profile")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def eval_config(dataset: Dataset | str, students: Iterable[str] = ("sd", "ard", "rslad", "fd"), *,
+                profile: Profile | str = Profile.FULL, eps: Iterable[float] | None = None,
+                n_images: int | None = None, **overrides: Any) -> EvalConfig:
+    """The paper's evaluation (section 6) of ``students`` on ``dataset``: all eps of Table 1, PGD-50 x 5.
+
+    The quick profile keeps the attack and the eps grid and takes the first 100 (CIFAR-10: 20) images.
+    """
+    from .data import EVAL_SUBSET_SIZE
+
+    dataset, profile = parse(Dataset, dataset), parse(Profile, profile)
+    if n_images is None:
+        n_images = QUICK_IMAGES[dataset] if profile is Profile.QUICK else EVAL_SUBSET_SIZE[dataset]
+    return EvalConfig(dataset=dataset, students=tuple(students), eps=tuple(PAPER_EPS[dataset] if eps is None else eps),
+                      n_images=n_images, profile=profile, **overrides)
+
+
+@dataclass(frozen=True)
+class Task:
+    """All metrics of one model (the teacher: accuracy only) at one eps on images [start, stop)."""
+    model: str
+    eps: float
+    start: int
+    stop: int
+
+    @property
+    def part(self) -> str:
+        return f"{self.model}/eps{self.eps:.6f}/{self.start:05d}-{self.stop:05d}.csv"
+
+    def generator(self, cfg: EvalConfig, kind: str) -> torch.Generator:
+        """The seeded generator of one attack of this task: fixed by (seed, dataset, task, kind)."""
+        key = f"{cfg.seed}/{cfg.dataset.value}/{self.model}/{self.eps:.6f}/{self.start}/{kind}"
+        return torch.Generator().manual_seed(cfg.seed * 2**32 + zlib.crc32(key.encode()))
+
+
+def plan(cfg: EvalConfig) -> list[Task]:
+    """Every task of ``cfg``: teacher and students, every eps, chunks of ``chunk_size`` images."""
+    chunks = [(a, min(a + cfg.chunk_size, cfg.n_images)) for a in range(0, cfg.n_images, cfg.chunk_size)]
+    return [Task(m, e, a, b) for e in cfg.eps for m in (cfg.teacher, *cfg.students) for a, b in chunks]
+
+
+@lru_cache(maxsize=32)
+def _model(dataset: Dataset, name: str, root: str | None):
+    from .zoo import load_model
+
+    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@lru_cache(maxsize=4)
+def _images(dataset: Dataset, n: int):
+    from .data import eval_subset
+
+    return eval_subset(dataset, n)
+
+
+def run_task(cfg: EvalConfig, task: Task, zoo_root: str | None = None) -> list[dict[str, Any]]:
+    """Compute one task's rows: ``correct`` for every model; for a student also ``agree`` (eq. 14),
+    ``emplb`` (and ``emplb_<strategy>`` per strategy run), and the fidelity pair ``top1_agree`` and
+    ``kl`` at the EMPLB point (at eps = 0: the clean point)."""
+    x, y, idx = _images(cfg.dataset, cfg.n_images)
+    x, y, idx = x[task.start:task.stop], y[task.start:task.stop], idx[task.start:task.stop]
+    model = _model(cfg.dataset, task.model, zoo_root)
+    values: dict[str, torch.Tensor] = {"correct": robust_correct(model, x, y, task.eps, cfg.attack,
+                                                                 task.generator(cfg, "correct"))}
+    if task.model != cfg.teacher:
+        teacher = _model(cfg.dataset, cfg.teacher, zoo_root)
+        values["agree"] = agreement(teacher, model, x, task.eps, cfg.attack, task.generator(cfg, "agree"))
+        e = emplb(teacher, model, x, task.eps, cfg.attack, cfg.strategy, task.generator(cfg, "emplb"))
+        values["emplb"] = e.value
+        if len(e.by_strategy) > 1:
+            values.update({f"emplb_{s.value}": v for s, v in e.by_strategy.items()})
+        values["top1_agree"], values["kl"] = fidelity(teacher, model, e.point)
+    method, alpha = resolve_model(cfg.dataset, task.model)
+    base = {"dataset": cfg.dataset.value, "teacher": cfg.teacher, "student": task.model, "method": method.value,
+            "alpha": "" if alpha is None else alpha, "eps": task.eps, "steps": cfg.attack.steps,
+            "restarts": cfg.attack.restarts, "seed": cfg.seed}
+    return [{**base, "image": int(idx[i]), "metric": name, "value": float(v[i])}
+            for name, v in values.items() for i in range(len(idx))]
+
+
+def _write_part(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows({**r, "value": f"{r['value']:.7g}"} for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _task_job(cfg_dict: dict, task: Task, out: str, zoo_root: str | None, threads: int | None) -> tuple[Task, float]:
+    """Run one task and write its part file (the unit of work sent to a Dask worker)."""
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    cfg = EvalConfig(**cfg_dict)
+    _write_part(Path(out) / "parts" / task.part, run_task(cfg, task, zoo_root))
+    return task, time.perf_counter() - t0
+
+
+def _check_out(cfg: EvalConfig, out: Path) -> None:
+    """Refuse to mix rows of a different config into ``out``; record the config otherwise."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != cfg.fingerprint():
+            raise ValueError(f"{out} holds results of a different evaluation (attack, seed, images or chunk "
+                             f"size differ: {old.get('config')}). Fix: choose another --out, or delete {out}.")
+    path.write_text(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()}, indent=1) + "\n")
+
+
+def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: str | None = None,
+             progress: bool = True, zoo_root: Path | str | None = None):
+    """Run (or resume) the evaluation ``cfg`` into ``out`` and return all its rows as a DataFrame.
+
+    Args:
+        workers: 1 runs tasks here; K > 1 starts a Dask LocalCluster of K single-thread processes.
+        scheduler: address of a running Dask scheduler (e.g. from dask-jobqueue on Slurm/PBS).
+    Returns:
+        pandas DataFrame with COLUMNS, also written to ``out/empirical.csv``; the run record
+        (config, seed, package versions, machine, wall time) goes to ``out/run.json``.
+    """
+    from tqdm.auto import tqdm
+
+    from .provenance import record
+
+    out = Path(out)
+    _check_out(cfg, out)
+    todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
+    root = str(zoo_root) if zoo_root else None
+    t0, timings = time.perf_counter(), []
+    bar = tqdm(total=len(plan(cfg)), initial=len(plan(cfg)) - len(todo), desc=f"evaluate {cfg.dataset.value}",
+               unit="task", disable=not progress)
+    if todo and (workers > 1 or scheduler):
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                      dashboard_address=None)
+        with Client(scheduler or cluster) as client:
+            futures = [client.submit(_task_job, cfg.to_dict(), t, str(out), root, 1, pure=False) for t in todo]
+            for fut in as_completed(futures):
+                timings.append(fut.result())
+                bar.update()
+        if cluster is not None:
+            cluster.close()
+    else:
+        for t in todo:
+            timings.append(_task_job(cfg.to_dict(), t, str(out), root, None))
+            bar.update()
+    bar.close()
+    df = collect(out)
+    run = {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
+           "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
+           "task_seconds": {t.part: round(s, 2) for t, s in timings}, **record()}
+    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    return df
+
+
+def collect(out: Path | str):
+    """Join every part file under ``out/parts`` into ``out/empirical.csv``; return the DataFrame."""
+    import pandas as pd
+
+    out = Path(out)
+    parts = sorted((out / "parts").glob("*/*/*.csv"))
+    if not parts:
+        raise FileNotFoundError(f"no results under {out}/parts. Fix: run `python -m fkd evaluate ... --out {out}`.")
+    df = pd.concat([pd.read_csv(p, keep_default_na=False) for p in parts], ignore_index=True)
+    df = df.sort_values(["eps", "student", "metric", "image"], kind="stable").reset_index(drop=True)
+    df.to_csv(out / "empirical.csv", index=False)
+    return df
+
+
+def load_results(path: Path | str):
+    """Read an ``empirical.csv`` (or a run directory holding one) as a DataFrame."""
+    import pandas as pd
+
+    path = Path(path)
+    path = path / "empirical.csv" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist. Fix: run `python -m fkd evaluate ...` first.")
+    return pd.read_csv(path, keep_default_na=False)

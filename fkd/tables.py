@@ -1,0 +1,137 @@
+"""The paper's tables from our result rows, beside the paper's published numbers.
+
+The published values live in ``fkd/reference/*.csv`` (copied from the paper; each file's first
+line says so). Every function returns a pandas DataFrame; ``ours`` comes from result rows,
+``paper`` from the reference files, ``diff`` = ours - paper.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Dataset, Method, eps_label, parse, resolve_model
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+PAPER_DATASET = {Dataset.MNIST: "MNIST", Dataset.FASHION_MNIST: "FashionMNIST", Dataset.CIFAR10: "CIFAR10"}
+ORDER = ("RT", "SD", "ARD", "RSLAD", "FD")
+
+
+def paper_table(name: str):
+    """A reference table by file stem, e.g. ``table1_robustness``: the paper's numbers, not ours."""
+    import pandas as pd
+
+    path = REFERENCE / f"{name}.csv"
+    if not path.exists():
+        options = ", ".join(sorted(p.stem for p in REFERENCE.glob("*.csv")))
+        raise ValueError(f"unknown reference table {name!r}; choose one of: {options}")
+    return pd.read_csv(path, comment="#", dtype={"eps_label": str})
+
+
+def _paper_column(dataset: Dataset, student: str) -> str | None:
+    """The paper's column name (SD, ..., FD) of a zoo model, or None if the paper has no such model
+    (a student at another alpha than the paper's)."""
+    method, alpha = resolve_model(dataset, student)
+    if method is not Method.RT and resolve_model(dataset, method.value)[1] != alpha:
+        return None
+    return method.value.upper()
+
+
+def _with_paper(ours, paper, digits: int):
+    import pandas as pd
+
+    frame = pd.concat({"ours": ours, "paper": paper}, axis=1)
+    for col in ours.columns:
+        frame[("diff", col)] = frame[("ours", col)] - frame[("paper", col)]
+    frame = frame.swaplevel(0, 1, axis=1)
+    cols = [(c, s) for c in ours.columns for s in ("ours", "paper", "diff")]
+    return frame[cols].round(digits)
+
+
+def table1(results, dataset: Dataset | str):
+    """Table 1: robust accuracy (%) of teacher and students and empirical distillation agreement (%)
+    of each student, per eps, ours beside the paper's.
+
+    Args:
+        results: rows of ``fkd.evaluate`` (columns dataset, student, eps, metric, value, ...).
+    Returns:
+        DataFrame indexed by eps label; columns (quantity, ours|paper|diff), quantity e.g.
+        ``robust RT`` or ``agree FD``; plus ``n_images``.
+    """
+    import pandas as pd
+
+    dataset = parse(Dataset, dataset)
+    rows = results[(results.dataset == dataset.value) & results.metric.isin(["correct", "agree"])].copy()
+    if rows.empty:
+        raise ValueError(f"no Table 1 rows (metrics correct/agree) for {dataset.value} in these results")
+    rows["column"] = [_paper_column(dataset, s) for s in rows.student]
+    rows = rows[rows.column.notna()]
+    rows["quantity"] = rows.metric.map({"correct": "robust", "agree": "agree"}) + " " + rows.column
+    rows["eps"] = rows.eps.astype(float).round(6)
+    ours = rows.pivot_table(index="eps", columns="quantity", values="value", aggfunc="mean") * 100
+    n = rows.groupby("eps").image.nunique()
+    ref = paper_table("table1_robustness")
+    ref = ref[ref.dataset == PAPER_DATASET[dataset]].copy()
+    ref["eps"] = ref.eps.astype(float).round(6)
+    ref = ref.set_index("eps")
+    paper = pd.DataFrame({q: ref[("rob_acc_" if q.startswith("robust") else "agree_") + q.split()[1]]
+                          for q in ours.columns}, index=ours.index)
+    key = {f"{k} {c}": (i, j) for i, k in enumerate(("robust", "agree")) for j, c in enumerate(ORDER)}
+    ours = ours[sorted(ours.columns, key=key.__getitem__)]
+    table = _with_paper(ours, paper.reindex(columns=ours.columns), 1)
+    table[("n_images", "")] = n
+    table.index = [eps_label(e) for e in table.index]
+    table.index.name = "eps"
+    return table
+
+
+def summary(results, metrics=("emplb",)):
+    """Mean and standard deviation over images per (dataset, eps, student, metric), as Table 2
+    reports them (population std, numpy's default, since the paper does not say)."""
+    rows = results[results.metric.isin(metrics)].copy()
+    rows["eps"] = rows.eps.astype(float)
+    g = rows.groupby(["dataset", "eps", "student", "metric"]).value
+    out = g.agg(mean="mean", std=lambda v: float(v.std(ddof=0)), n="count").reset_index()
+    out["eps_label"] = [eps_label(e) for e in out.eps]
+    return out
+
+
+def emplb_table(results, dataset: Dataset | str):
+    """The EMPLB half of Table 2: mean and std of EMPLB per eps and student, beside the paper's."""
+    dataset = parse(Dataset, dataset)
+    s = summary(results[(results.dataset == dataset.value) & (results.eps.astype(float) > 0)])
+    s["column"] = [_paper_column(dataset, x) for x in s.student]
+    s = s[s.column.notna()]
+    ref = paper_table("table2_faithfulness")
+    ref = ref[(ref.dataset == PAPER_DATASET[dataset]) & (ref.bound == "EMPLB")]
+    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])
+    s["eps6"] = s.eps.round(6)
+    for stat in ("mean", "std"):
+        s[f"paper_{stat}"] = [ref[stat].get((e, c), float("nan")) for e, c in zip(s.eps6, s.column)]
+    s["diff_mean"] = s["mean"] - s["paper_mean"]
+    s = s.sort_values(["eps", "column"], key=lambda c: c.map(ORDER.index) if c.name == "column" else c)
+    cols = ["eps_label", "column", "n", "mean", "std", "paper_mean", "paper_std", "diff_mean"]
+    return s[cols].rename(columns={"column": "student"}).round(4).reset_index(drop=True)
+
+
+def table3(study):
+    """Table 3: EMPLB per image, student and PGD steps (5 restarts), ours beside the paper's.
+
+    Args:
+        study: rows of ``fkd.attack_study.attack_strength`` run with ``table3_study()``.
+    Returns:
+        DataFrame indexed by (example, student, strategy); columns PGD-n for ours, then the paper's
+        PGD-n for the same example label (the paper's images are not identified: different images).
+    """
+    import pandas as pd
+
+    s = study[study.restarts == 5].copy()
+    examples = {img: f"x{i + 1}" for i, img in enumerate(dict.fromkeys(s.image))}
+    s["example"] = s.image.map(examples)
+    s["student"] = [_paper_column(parse(Dataset, d), st) or st for d, st in zip(s.dataset, s.student)]
+    ours = s.pivot_table(index=["example", "image", "student", "strategy"], columns="steps", values="value")
+    ours.columns = [f"PGD-{c}" for c in ours.columns]
+    ref = paper_table("table3_emplb_vs_pgd_steps").set_index(["example", "student"])
+    paper = pd.DataFrame([ref.loc[(e, st)].rename(lambda c: "paper " + c.replace("pgd_", "PGD-"))
+                          if (e, st) in ref.index else pd.Series(dtype=float)
+                          for e, _, st, _ in ours.index], index=ours.index)
+    return pd.concat([ours, paper.drop(columns=["paper dataset", "paper eps_label"], errors="ignore")],
+                     axis=1).round(5)
