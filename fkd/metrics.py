@@ -50,13 +50,13 @@ class Attack:
 PAPER_ATTACK = Attack()
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def predict(model: nn.Module, x: Tensor) -> Tensor:
     """Top-1 class (N,) of ``model`` at x (N, C, H, W)."""
     return forward(model, x).argmax(-1)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def confidence_gap(teacher: nn.Module, student: nn.Module, x: Tensor) -> Tensor:
     """||f_t(x) - f_s(x)||_inf at T = 1 (eq. 8's objective), per image: (N, C, H, W) -> (N,)."""
     return (forward(teacher, x).softmax(-1) - forward(student, x).softmax(-1)).abs().amax(-1)
@@ -143,22 +143,26 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack:
     from .config import parse
 
     strategy = parse(EmplbStrategy, strategy)
+    clean = (confidence_gap(teacher, student, x), x)
     if eps == 0:
-        gap = confidence_gap(teacher, student, x)
-        return Emplb(gap, x, {strategy: gap})
+        return Emplb(*clean, {strategy: clean[0]})
     runs = {EmplbStrategy.MAX: _gap_max, EmplbStrategy.CLASSES: _gap_classes}
     chosen = list(runs) if strategy is EmplbStrategy.BOTH else [strategy]
-    results = {s: runs[s](teacher, student, x, eps, attack, generator) for s in chosen}
-    value, point = results[chosen[0]]
-    for s in chosen[1:]:
-        v, p = results[s]
-        better = v > value
-        value = torch.where(better, v, value)
-        point = torch.where(better.view(-1, *(1,) * (x.dim() - 1)), p, point)
+    # PGD starts at random points and may never visit x itself: x is a candidate of every strategy
+    results = {s: _better(clean, runs[s](teacher, student, x, eps, attack, generator)) for s in chosen}
+    value, point = clean
+    for s in chosen:
+        value, point = _better((value, point), results[s])
     return Emplb(value, point, {s: r[0] for s, r in results.items()})
 
 
-@torch.inference_mode()
+def _better(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Per image, the (value (N,), point (N, ...)) pair with the larger value (a on ties)."""
+    take = b[0] > a[0]
+    return torch.where(take, b[0], a[0]), torch.where(take.view(-1, *(1,) * (a[1].dim() - 1)), b[1], a[1])
+
+
+@torch.no_grad()
 def fidelity(teacher: nn.Module, student: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """Fidelity of Stanton et al. (2021) per image: top-1 agreement (bool (N,)) and predictive
     KL(f_t(x) || f_s(x)) at T = 1 (float (N,)), at the given points x (N, C, H, W)."""
@@ -166,7 +170,7 @@ def fidelity(teacher: nn.Module, student: nn.Module, x: Tensor) -> tuple[Tensor,
     return t.argmax(-1) == s.argmax(-1), per_example_kl(t, s)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def clean_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
     """Top-1 accuracy in percent of an eval-mode ``model`` on images x (N, C, H, W), labels y (N,)."""
     dev = next(model.parameters()).device

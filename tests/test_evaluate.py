@@ -1,0 +1,122 @@
+"""The evaluation driver (resume, determinism, Dask), the tables and the attack study on the shipped MNIST zoo."""
+import json
+
+import pandas as pd
+import pytest
+
+from fkd.__main__ import main
+from fkd.attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
+from fkd.evaluate import COLUMNS, EvalConfig, eval_config, evaluate, load_results, plan
+from fkd.metrics import Attack
+from fkd.tables import emplb_table, paper_table, table1, table3
+
+SMALL = dict(students=("sd", "fd"), eps=(0.0, 0.1), n_images=8, attack=Attack(3, 1), chunk_size=4)
+
+
+def small(**kw):
+    return eval_config("mnist", **{**SMALL, **kw})
+
+
+def test_config_validates_names_and_ranges():
+    with pytest.raises(ValueError, match="choose one of: rt, sd, ard, rslad, fd"):
+        small(students=("kd",))
+    with pytest.raises(ValueError, match=r"eps must lie in \[0, 1\]"):
+        small(eps=(0.1, 2.0))
+    with pytest.raises(ValueError, match="strategy"):
+        small(strategy="min")
+    cfg = small(students=("fd", "fd-a0.75"))
+    assert cfg.students == ("fd-a0.5", "fd-a0.75")
+    assert eval_config("cifar10", ["fd"], profile="quick").students == ("fd-a1",)
+    assert eval_config("cifar10", ["fd"], profile="quick").n_images == 20
+    assert len(plan(cfg)) == 2 * 3 * 2  # eps x (teacher + 2 students) x chunks
+
+
+def test_rows_are_tidy_complete_and_deterministic(tmp_path):
+    cfg = small()
+    a = evaluate(cfg, tmp_path / "a", progress=False)
+    b = evaluate(cfg, tmp_path / "b", progress=False)
+    assert tuple(a.columns) == COLUMNS
+    pd.testing.assert_frame_equal(a, b)
+    key = ["student", "eps", "image", "metric"]
+    assert not a.duplicated(key).any()
+    students = a[a.student != "rt"]
+    assert set(students.metric) == {"correct", "agree", "emplb", "emplb_max", "emplb_classes", "top1_agree", "kl"}
+    assert set(a[a.student == "rt"].metric) == {"correct"}
+    assert students.groupby(["student", "eps", "metric"]).size().eq(8).all()
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["seed"] == 0 and run["packages"]["torch"] and run["config"]["n_images"] == 8
+    # EMPLB never below the clean gap of the same image; agreement at eps implies agreement at 0
+    wide = students.pivot_table(index=["student", "image"], columns=["metric", "eps"], values="value")
+    assert (wide[("emplb", 0.1)] >= wide[("emplb", 0.0)] - 1e-6).all()
+    assert (wide[("agree", 0.1)] <= wide[("agree", 0.0)]).all()
+    assert (wide[("correct", 0.1)] <= wide[("correct", 0.0)]).all()
+
+
+def test_resume_recomputes_only_missing_tasks_and_refuses_other_configs(tmp_path):
+    cfg = small()
+    first = evaluate(cfg, tmp_path, progress=False)
+    victim = next((tmp_path / "parts").glob("fd-a0.5/eps0.100000/*.csv"))
+    victim.unlink()
+    again = evaluate(cfg, tmp_path, progress=False)
+    assert json.loads((tmp_path / "run.json").read_text())["computed_now"] == 1
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(ValueError, match="different evaluation"):
+        evaluate(small(seed=1), tmp_path, progress=False)
+    grown = evaluate(small(students=("sd", "fd", "ard")), tmp_path, progress=False)  # students may grow
+    assert set(grown.student) == {"rt", "sd-a0.5", "fd-a0.5", "ard-a0.5"}
+
+
+def test_dask_local_cluster_gives_the_same_rows(tmp_path):
+    cfg = small(eps=(0.1,))
+    local = evaluate(cfg, tmp_path / "local", progress=False)
+    dask = evaluate(cfg, tmp_path / "dask", workers=2, progress=False)
+    pd.testing.assert_frame_equal(local, dask)
+
+
+def test_table1_puts_ours_beside_the_paper(tmp_path):
+    df = evaluate(small(), tmp_path, progress=False)
+    t = table1(df, "mnist")
+    assert list(t.index) == ["0", "0.1"]
+    assert t.loc["0.1", ("robust RT", "paper")] == 94.9 and t.loc["0", ("agree FD", "paper")] == 98.3
+    ours = df[(df.student == "sd-a0.5") & (df.metric == "agree") & (df.eps == 0.1)].value.mean() * 100
+    assert t.loc["0.1", ("agree SD", "ours")] == pytest.approx(round(ours, 1))
+    assert t.loc["0.1", ("agree SD", "diff")] == pytest.approx(round(ours - 90.2, 1), abs=0.11)
+    e = emplb_table(df, "mnist")
+    assert list(e.student) == ["SD", "FD"] and list(e.paper_mean) == [0.106, 0.061]
+    with pytest.raises(ValueError, match="no Table 1 rows"):
+        table1(df, "cifar10")
+
+
+def test_reference_tables_are_the_papers_files():
+    t1 = paper_table("table1_robustness")
+    assert len(t1) == 18 and t1.iloc[0].rob_acc_RT == 97.9
+    with pytest.raises(ValueError, match="choose one of: paper_clean_accuracy, table1_robustness"):
+        paper_table("table9")
+
+
+def test_attack_study_is_nested_in_restarts_and_feeds_table3(tmp_path):
+    cfg = AttackStudyConfig("mnist", ("fd",), 0.1, (0, 1, 2), steps=(1, 5), restarts=(1, 2, 5))
+    df = attack_strength(cfg, progress=False)
+    wide = df.pivot_table(index=["strategy", "steps", "image"], columns="restarts", values="value")
+    assert (wide[2] >= wide[1]).all() and (wide[5] >= wide[2]).all()
+    s = plateau_summary(df.assign(steps=df.steps.replace({5: 50})))  # treat 5 steps as "50" for the summary
+    assert set(s.strategy) == {"max", "classes"} and (s["within_1e-3"] <= 1).all()
+    t3cfg = table3_study(dataset="mnist", eps=0.1)
+    assert t3cfg.steps == (1, 5, 25, 50) and t3cfg.restarts == (5,)
+    t = table3(df[df.steps == 1].assign(steps=50))
+    first = df.image.iloc[0]
+    assert ("x1", first, "FD", "max") in t.index and ("x3", df.image.iloc[-1], "FD", "classes") in t.index
+    assert t.loc[("x1", first, "FD", "max"), "paper PGD-50"] == 0.07111  # the paper's x1, FD
+    assert pd.isna(t.loc[("x3", df.image.iloc[-1], "FD", "max"), "paper PGD-50"])  # missing in the paper
+
+
+def test_cli_evaluate_prints_table1_and_resumes(tmp_path, capsys):
+    args = ["evaluate", "--dataset", "mnist", "--students", "fd", "--eps", "0,0.1", "--n-images", "4",
+            "--steps", "2", "--restarts", "1", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "robust RT" in out and "agree FD" in out
+    assert len(load_results(tmp_path)) == 2 * 4 + 4 * 5 + 4 * 7  # teacher; student at eps 0; at eps 0.1
+    assert main(["evaluate", "--dataset", "mnist", "--students", "xx", "--out", str(tmp_path)]) == 2
+    assert "choose one of" in capsys.readouterr().err
+    assert main(["evaluate", "--dataset", "mnist", "--eps", "3", "--out", str(tmp_path)]) == 2
