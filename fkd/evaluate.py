@@ -255,11 +255,13 @@ def collect(out: Path | str):
 
 
 def load_results(path: Path | str):
-    """Read an ``empirical.csv`` (or a run directory holding one) as a DataFrame."""
+    """Read an ``empirical.csv`` or ``empirical.csv.gz`` (or a run directory holding one) as a DataFrame."""
     import pandas as pd
 
     path = Path(path)
-    path = path / "empirical.csv" if path.is_dir() else path
+    if path.is_dir():
+        path = next((path / n for n in ("empirical.csv", "empirical.csv.gz") if (path / n).exists()),
+                    path / "empirical.csv")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist. Fix: run `python -m fkd evaluate ...` first.")
     return pd.read_csv(path, keep_default_na=False)
