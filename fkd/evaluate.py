@@ -219,7 +219,7 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
         from dask.distributed import Client, LocalCluster, as_completed
 
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
+                                                      dashboard_address=":0")
         with Client(scheduler or cluster) as client:
             futures = [client.submit(_task_job, cfg.to_dict(), t, str(out), root, 1, pure=False) for t in todo]
             for fut in as_completed(futures):
@@ -251,7 +251,7 @@ def collect(out: Path | str):
     df = pd.concat([pd.read_csv(p, keep_default_na=False) for p in parts], ignore_index=True)
     df = df.sort_values(["eps", "student", "metric", "image"], kind="stable").reset_index(drop=True)
     df.to_csv(out / "empirical.csv", index=False)
-    return df
+    return load_results(out / "empirical.csv")  # the dtypes every reader of the file gets
 
 
 def load_results(path: Path | str):
@@ -265,3 +265,28 @@ def load_results(path: Path | str):
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist. Fix: run `python -m fkd evaluate ...` first.")
     return pd.read_csv(path, keep_default_na=False)
+
+
+def export(out: Path | str, dest: Path | str) -> Path:
+    """Publish a run directory: ``empirical.csv.gz`` (all rows), ``config.json``, ``run.json`` and the
+    tables it feeds as small CSVs (``table1.csv``, ``emplb.csv``, ``emplb_strategies.csv``,
+    ``fidelity.csv``). Returns ``dest``."""
+    import shutil
+
+    from .tables import emplb_table, fidelity_table, strategy_table, table1
+
+    out, dest = Path(out), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    df = collect(out)
+    df.to_csv(dest / "empirical.csv.gz", index=False)
+    for name in ("config.json", "run.json"):
+        shutil.copyfile(out / name, dest / name)
+    dataset = df.dataset.iloc[0]
+    t1 = table1(df, dataset)
+    t1.columns = [" ".join(filter(None, c)) for c in t1.columns]  # "robust RT ours", ...
+    t1.to_csv(dest / "table1.csv")
+    if (df.eps > 0).any():
+        emplb_table(df, dataset).to_csv(dest / "emplb.csv", index=False)
+        strategy_table(df).to_csv(dest / "emplb_strategies.csv", index=False)
+    fidelity_table(df).to_csv(dest / "fidelity.csv", index=False)
+    return dest

@@ -135,3 +135,31 @@ def table3(study):
                           for e, _, st, _ in ours.index], index=ours.index)
     return pd.concat([ours, paper.drop(columns=["paper dataset", "paper eps_label"], errors="ignore")],
                      axis=1).round(5)
+
+
+def strategy_table(results):
+    """EMPLB by attack objective: mean of the inf-norm objective (``max``, the paper's), of the
+    per-class objectives (``classes``), of their per-image maximum (``both``), and the share of
+    images where one beats the other by more than 1e-4, per student and eps."""
+    import pandas as pd
+
+    s = results[results.metric.isin(["emplb", "emplb_max", "emplb_classes"]) & (results.eps.astype(float) > 0)]
+    w = s.pivot_table(index=["student", "eps", "image"], columns="metric", values="value")
+    g = w.groupby(level=[0, 1])
+    out = pd.DataFrame({"max": g.emplb_max.mean(), "classes": g.emplb_classes.mean(), "both": g.emplb.mean(),
+                        "classes_better": g.apply(lambda d: (d.emplb_classes > d.emplb_max + 1e-4).mean()),
+                        "max_better": g.apply(lambda d: (d.emplb_max > d.emplb_classes + 1e-4).mean())})
+    out = out.reset_index()
+    out["eps"] = [eps_label(e) for e in out.eps]
+    return out.round(4)
+
+
+def fidelity_table(results):
+    """Mean top-1 agreement (%) and predictive KL(teacher || student) per student and eps: at the
+    clean point (eps 0) and at the EMPLB point (eps > 0)."""
+    s = results[results.metric.isin(["top1_agree", "kl"])].copy()
+    s["eps"] = s.eps.astype(float)
+    out = s.pivot_table(index=["student", "eps"], columns="metric", values="value").reset_index()
+    out["top1_agree"] *= 100
+    out["eps"] = [eps_label(e) for e in out.eps]
+    return out.round(3)

@@ -120,3 +120,21 @@ def test_cli_evaluate_prints_table1_and_resumes(tmp_path, capsys):
     assert main(["evaluate", "--dataset", "mnist", "--students", "xx", "--out", str(tmp_path)]) == 2
     assert "choose one of" in capsys.readouterr().err
     assert main(["evaluate", "--dataset", "mnist", "--eps", "3", "--out", str(tmp_path)]) == 2
+
+
+def test_export_publishes_compressed_rows_records_and_tables(tmp_path):
+    from fkd.evaluate import export
+    from fkd.tables import fidelity_table, strategy_table
+
+    df = evaluate(small(), tmp_path / "run", progress=False)
+    dest = export(tmp_path / "run", tmp_path / "pub")
+    pd.testing.assert_frame_equal(load_results(dest), df)  # reads empirical.csv.gz
+    for name in ("config.json", "run.json", "table1.csv", "emplb.csv", "emplb_strategies.csv", "fidelity.csv"):
+        assert (dest / name).exists(), name
+    t1 = pd.read_csv(dest / "table1.csv", index_col=0, dtype={"eps": str})
+    assert "agree FD paper" in t1.columns and t1.loc["0.1", "robust RT paper"] == 94.9
+    st = strategy_table(df)
+    assert (st["both"] >= st[["max", "classes"]].max(axis=1) - 1e-9).all()
+    assert ((st.classes_better + st.max_better) <= 1).all()
+    fid = fidelity_table(df)
+    assert set(fid.eps) == {"0", "0.1"} and fid.top1_agree.between(0, 100).all() and (fid.kl >= 0).all()
