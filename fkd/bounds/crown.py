@@ -98,18 +98,21 @@ def backsub(net: Net, k: int, coef: Tensor, bounds: list[Box], box: Box) -> Box:
     return Box(lower, upper)
 
 
-def crown_bounds(net: Net, box: Box) -> list[Box]:
+def crown_bounds(net: Net, box: Box, prefix: list[Box] | None = None) -> list[Box]:
     """CROWN bounds of every op's output, intersected with interval bounds layer by layer.
 
     Args:
         net: lowered network.
         box: input box (B, in_dim), e.g. ``interval.input_box(x0, eps)``.
+        prefix: sound bounds of the first len(prefix) ops (e.g. LP-tightened), kept as they are.
     Returns:
         One Box per op (B, n_out), like ``interval.interval_bounds``, never looser than it; the last
         entry bounds the logits (B, K).
     """
-    out: list[Box] = []
+    out: list[Box] = list(prefix or [])
     for i, op in enumerate(net.ops):
+        if i < len(out):
+            continue
         ibp = propagate(op, out[-1] if out else box)
         if isinstance(op, Affine) and i > 0:
             eye = torch.eye(op.out_dim, dtype=DTYPE).expand(box.lower.shape[0], -1, -1)
