@@ -31,7 +31,7 @@ from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
 from .network import DTYPE, FP_MARGIN, Affine, Net, lower
 from .solvers import SolveResult, Solver, SolverUnavailable, Status
 
-__all__ = ["Method", "DiffMode", "Tightening", "Solver", "Status", "BoundReport", "Faithub", "FP_MARGIN",
+__all__ = ["Box", "Method", "DiffMode", "Tightening", "Solver", "Status", "BoundReport", "Faithub", "FP_MARGIN",
            "as_net", "bounds", "output_bounds", "logit_diff_bounds", "softmax_bounds", "faithub",
            "SolverUnavailable", "SolveResult", "lower"]
 
