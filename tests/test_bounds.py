@@ -275,11 +275,12 @@ def test_time_limited_solve_returns_the_proven_bound(pinned, solver):
     if solver == "gurobi" and not _gurobi_usable():
         pytest.skip("gurobipy or its licence is not available")
     model, program, x0 = _medium_problem(pinned)
-    assert program.integer.sum() > 30  # many unstable ReLUs: no solver finishes in 20 ms
+    assert program.integer.sum() > 30  # many unstable ReLUs: no solver finishes in 50 ms
     cost, const = program.objective(np.array([1.0, -1.0]))
-    short = open_session(program, solver).maximize(cost, const, time_limit=0.02)
+    short = open_session(program, solver).maximize(cost, const, time_limit=0.05)
     full = open_session(program, "gurobi" if _gurobi_usable() else "highs").maximize(cost, const, time_limit=60)
     assert short.status is Status.TIME_LIMIT and full.status is Status.OPTIMAL
+    assert math.isfinite(short.bound)  # a proven dual bound exists after the root relaxation
     assert short.bound >= full.bound - 1e-9  # sound: above the true maximum (full.bound is near it)
     assert full.incumbent is not None and full.bound >= full.incumbent
     if short.incumbent is not None:
