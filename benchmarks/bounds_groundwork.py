@@ -51,7 +51,7 @@ def main() -> None:
     x, _, idx = eval_subset("mnist", args.n_images)
     nets = {"teacher rt": load_model("mnist", "rt").eval(), "student fd": load_model("mnist", "fd").eval()}
     lowered = {k: as_net(m, x.shape[1:]) for k, m in nets.items()}
-    print(f"images {idx.tolist()}, solver {args.solver}, time limit {args.time_limit}s per solve, 1 thread\n")
+    print(f"images {list(idx)}, solver {args.solver}, time limit {args.time_limit}s per solve, 1 thread\n")
     print("| eps | network | stage | s / image | mean logit width | unstable ReLUs | solves not optimal |")
     print("|---|---|---|---|---|---|---|")
     for eps in args.eps:
