@@ -1,0 +1,189 @@
+"""A network as the bound methods see it: affine maps, ReLUs and max-pools on flat vectors.
+
+``lower(model, input_shape)`` turns an ``nn.Sequential`` of Flatten, Linear, Conv2d, ReLU and
+MaxPool2d (``fkd.models``) into a ``Net``: a list of ops acting on the flattened input (C*H*W,).
+Conv2d becomes an equivalent dense matrix (inputs are small: 784 or 3072 pixels), consecutive
+affine maps are merged into one (exact), Flatten disappears, and a MaxPool2d keeps the index set of
+each window. Section 4.2 of the paper: "a convolution is a linear operation".
+
+Everything is float64: bounds are computed for the real-arithmetic network; the float32 torch
+forward differs from it by rounding only (~1e-6 on these nets), which the public entry points
+cover with ``FP_MARGIN``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+#: Absolute margin (logit units) added outward to every bound the public API returns: covers the
+#: float32 rounding of the torch forward against the float64 network the bounds describe.
+FP_MARGIN = 1e-5
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Affine:
+    """z = W a + b. W (out, in), b (out,), float64."""
+    weight: Tensor
+    bias: Tensor
+
+    @property
+    def out_dim(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True)
+class ReLU:
+    """a = max(z, 0), elementwise."""
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """y_k = max_{j in windows[k]} a_j. windows (out, k*k) long indices into the flat input."""
+    windows: Tensor
+
+    @property
+    def out_dim(self) -> int:
+        return self.windows.shape[0]
+
+
+Op = Union[Affine, ReLU, MaxPool]
+
+
+@dataclass(frozen=True)
+class Net:
+    """A lowered network: ``ops`` act on flat inputs of ``in_dim`` = prod(``input_shape``).
+
+    Invariants: the first and last ops are ``Affine``; every ReLU/MaxPool follows an op whose output
+    bounds are known (``pre`` index). The output is the last op's output: the logits (K,).
+    """
+    ops: tuple[Op, ...]
+    input_shape: tuple[int, ...]
+
+    @property
+    def in_dim(self) -> int:
+        n = 1
+        for s in self.input_shape:
+            n *= s
+        return n
+
+    @property
+    def out_dim(self) -> int:
+        return self.ops[-1].out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Evaluate the lowered net: x (B, in_dim) or (B, C, H, W) -> logits (B, K), float64."""
+        a = x.reshape(x.shape[0], -1).to(DTYPE)
+        for op in self.ops:
+            a = apply(op, a)
+        return a
+
+
+def apply(op: Op, a: Tensor) -> Tensor:
+    """One op on a batch of flat vectors (B, n_in) -> (B, n_out)."""
+    if isinstance(op, Affine):
+        return a @ op.weight.T + op.bias
+    if isinstance(op, ReLU):
+        return a.clamp(min=0)
+    return a[:, op.windows].amax(-1)
+
+
+def _conv_matrix(conv: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[Affine, tuple[int, int, int]]:
+    """Dense (out, in) matrix of ``conv`` on inputs of ``shape`` (C, H, W), by probing the basis."""
+    n = shape[0] * shape[1] * shape[2]
+    w = conv.weight.detach().to("cpu", DTYPE)
+    eye = torch.eye(n, dtype=DTYPE).view(n, *shape)
+    cols = torch.nn.functional.conv2d(eye, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    out_shape = tuple(cols.shape[1:])
+    weight = cols.reshape(n, -1).T.contiguous()
+    bias = conv.bias.detach().to("cpu", DTYPE) if conv.bias is not None else torch.zeros(out_shape[0], dtype=DTYPE)
+    bias = bias[:, None].expand(out_shape[0], out_shape[1] * out_shape[2]).reshape(-1).clone()
+    return Affine(weight, bias), out_shape
+
+
+def _pool_windows(pool: nn.MaxPool2d, shape: tuple[int, int, int]) -> tuple[MaxPool, tuple[int, int, int]]:
+    """Index sets of every max-pool window on inputs of ``shape`` (C, H, W)."""
+    pad = pool.padding if isinstance(pool.padding, int) else max(pool.padding)
+    dil = pool.dilation if isinstance(pool.dilation, int) else max(pool.dilation)
+    if pad != 0 or dil != 1 or pool.ceil_mode:
+        raise ValueError("only MaxPool2d with padding 0, dilation 1 and ceil_mode False is supported")
+    c, h, w = shape
+    idx = torch.arange(c * h * w, dtype=DTYPE).view(1, c, h, w)
+    k, s = pool.kernel_size, pool.stride
+    k = (k, k) if isinstance(k, int) else tuple(k)
+    s = (s, s) if isinstance(s, int) else tuple(s)
+    patches = idx.unfold(2, k[0], s[0]).unfold(3, k[1], s[1])  # (1, C, Ho, Wo, kh, kw)
+    out_shape = (c, patches.shape[2], patches.shape[3])
+    return MaxPool(patches.reshape(-1, k[0] * k[1]).long()), out_shape
+
+
+def lower(model: nn.Module, input_shape: Sequence[int], check: bool = True) -> Net:
+    """Lower an ``nn.Sequential`` of Flatten/Linear/Conv2d/ReLU/MaxPool2d to a ``Net``.
+
+    Args:
+        model: the network (eval-mode semantics; no dropout or batch norm).
+        input_shape: one input's shape, e.g. (1, 28, 28) or (3, 32, 32).
+        check: compare the lowered net with ``model``'s forward on random inputs in [0, 1]
+            and raise ``ValueError`` on a mismatch above 1e-4 (relative to the logit scale).
+    Returns:
+        Net whose ``forward`` equals ``model`` on flattened inputs.
+    """
+    shape: tuple[int, ...] = tuple(int(s) for s in input_shape)
+    ops: list[Op] = []
+    for layer in model.children() if isinstance(model, nn.Sequential) else [model]:
+        if isinstance(layer, nn.Flatten):
+            shape = (int(torch.tensor(shape).prod()),)
+        elif isinstance(layer, nn.Linear):
+            w = layer.weight.detach().to("cpu", DTYPE)
+            b = layer.bias.detach().to("cpu", DTYPE) if layer.bias is not None else torch.zeros(w.shape[0], dtype=DTYPE)
+            ops.append(Affine(w, b))
+            shape = (w.shape[0],)
+        elif isinstance(layer, nn.Conv2d):
+            op, shape = _conv_matrix(layer, shape)  # type: ignore[arg-type]
+            ops.append(op)
+        elif isinstance(layer, nn.ReLU):
+            ops.append(ReLU())
+        elif isinstance(layer, nn.MaxPool2d):
+            op, shape = _pool_windows(layer, shape)  # type: ignore[arg-type]
+            ops.append(op)
+        else:
+            raise ValueError(f"unsupported layer {type(layer).__name__}; choose one of: "
+                             "Flatten, Linear, Conv2d, ReLU, MaxPool2d")
+    net = Net(tuple(_merge_affine(ops)), tuple(int(s) for s in input_shape))
+    if not net.ops or not isinstance(net.ops[0], Affine) or not isinstance(net.ops[-1], Affine):
+        raise ValueError("a network must start and end with an affine layer (Linear or Conv2d)")
+    if check:
+        check_lowering(model, net)
+    return net
+
+
+def _merge_affine(ops: list[Op]) -> list[Op]:
+    """Merge runs of consecutive affine maps into one: W2 (W1 a + b1) + b2."""
+    out: list[Op] = []
+    for op in ops:
+        if isinstance(op, Affine) and out and isinstance(out[-1], Affine):
+            prev = out.pop()
+            op = Affine(op.weight @ prev.weight, op.weight @ prev.bias + op.bias)
+        out.append(op)
+    return out
+
+
+@torch.no_grad()
+def check_lowering(model: nn.Module, net: Net, n: int = 8, seed: int = 0) -> float:
+    """Max abs difference between ``model`` (float64 copy) and ``net`` on ``n`` random inputs.
+
+    Raises ValueError if it exceeds 1e-6 * (1 + max |logit|) (float64 on both sides).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((n, *net.input_shape), generator=gen, dtype=DTYPE)
+    params = [p.detach().to("cpu", DTYPE) for p in model.parameters()]
+    ref = torch.func.functional_call(model, {k: v for (k, _), v in zip(model.named_parameters(), params)}, (x,))
+    got = net.forward(x)
+    err = (ref - got).abs().max().item()
+    if err > 1e-6 * (1 + ref.abs().max().item()):
+        raise ValueError(f"lowered network differs from the torch forward by {err:.3g}")
+    return err
