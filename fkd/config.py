@@ -99,7 +99,7 @@ def eps_label(eps: float) -> str:
     """The paper's label of a radius: the decimal when it is short (0.025), else k/255 (8/255)."""
     k = eps * 255
     short = f"{eps:g}"
-    return f"{round(k)}/255" if len(short) > 6 and abs(k - round(k)) < 1e-6 else short
+    return f"{round(k)}/255" if len(short) > 6 and abs(k - round(k)) < 1e-3 else short  # eps may be rounded
 
 
 #: (max epochs, early-stopping patience) of the full profile (appendices A.1 to A.3).

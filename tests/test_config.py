@@ -55,3 +55,25 @@ def test_config_roundtrip_and_fingerprint():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.name == "fd-a0.75"
     assert cfg.fingerprint() != train_config("cifar10", "fd").fingerprint()
+
+
+def test_eps_labels_read_like_the_paper():
+    from fkd.config import PAPER_EPS, eps_label
+    assert [eps_label(e) for e in PAPER_EPS[Dataset.MNIST]] == ["0", "0.025", "0.05", "0.1", "0.15", "0.2"]
+    assert [eps_label(round(e, 6)) for e in PAPER_EPS[Dataset.CIFAR10]][1:] == [f"{k}/255" for k in (4, 8, 12, 16, 20)]
+    assert eps_label(0.0123) == "0.0123"
+
+
+def test_eps_and_model_names_are_parsed_with_clear_errors():
+    from fkd.config import parse_eps, resolve_model
+    assert parse_eps("8/255") == pytest.approx(8 / 255) and parse_eps(" 0.1 ") == 0.1
+    with pytest.raises(ValueError, match=r"eps must lie in \[0, 1\]"):
+        parse_eps("1.5")
+    with pytest.raises(ValueError, match="write it as 0.1 or 8/255"):
+        parse_eps("eight")
+    assert resolve_model("cifar10", "fd") == (Method.FD, 1.0)
+    assert resolve_model("mnist", "fd-a0.75") == (Method.FD, 0.75)
+    with pytest.raises(ValueError, match="takes no alpha"):
+        resolve_model("mnist", "rt-a0.5")
+    with pytest.raises(ValueError, match="choose one of: rt, sd, ard, rslad, fd"):
+        resolve_model("mnist", "kd")
