@@ -141,7 +141,7 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
     """EMPLB against PGD steps x restarts (the attack-strength figure), or Table 3 with --table3."""
     import json
 
-    from .attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
+    from .attack_study import AttackStudyConfig, attack_strength, ordering_flips, plateau_summary, table3_study
     from .plots import plot_attack_strength
     from .provenance import record
     from .tables import table3
@@ -162,6 +162,10 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
     (out / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "seed": cfg.seed,
                                               "wall_time_s": round(time.perf_counter() - t0, 1), **record()},
                                              indent=1) + "\n")
+    if len(cfg.students) == 2:
+        print(f"share of images where {cfg.students[0]} vs {cfg.students[1]} (lower EMPLB) orders differently "
+              f"than at {max(cfg.steps)} steps:")
+        print(ordering_flips(df, *cfg.students).to_string(index=False))
     if args.table3:
         print(table3(df).to_string())
     else:

@@ -109,3 +109,27 @@ def table3_study(dataset: Dataset | str = Dataset.FASHION_MNIST, eps: float = 8 
 def describe(cfg: AttackStudyConfig) -> str:
     return (f"{cfg.dataset.value}, eps {eps_label(cfg.eps)}, {len(cfg.images)} images, students "
             f"{', '.join(cfg.students)}, steps {list(cfg.steps)}, restarts {list(cfg.restarts)}")
+
+
+def ordering_flips(df, a: str, b: str, restarts: int | None = None):
+    """Table 3's point, measured on every image of a sweep: how often the student with the lower
+    EMPLB (``a`` or ``b``) at the strongest attack differs from the one at each weaker step count.
+
+    Returns:
+        DataFrame per (strategy, steps): share of images where the ordering of ``a`` and ``b`` at
+        this step count differs from the ordering at the largest step count (ties of 1e-4 ignored).
+    """
+    import pandas as pd
+
+    r = restarts or int(df.restarts.max())
+    s = df[df.restarts == r].pivot_table(index=["strategy", "steps", "image"], columns="student", values="value")
+    sign = (s[a] - s[b]).where((s[a] - s[b]).abs() > 1e-4, 0.0).apply(lambda v: (v > 0) - (v < 0))
+    out = []
+    for strategy, g in sign.groupby(level=0):
+        final = g.xs(g.index.get_level_values(1).max(), level=1).droplevel(0)
+        for steps, gs in g.groupby(level=1):
+            cur = gs.droplevel([0, 1])
+            both = (cur != 0) & (final.reindex(cur.index) != 0)
+            out.append({"strategy": strategy, "steps": steps, "restarts": r, "images": len(cur),
+                        "flipped": float(((cur != final.reindex(cur.index)) & both).mean())})
+    return pd.DataFrame(out)

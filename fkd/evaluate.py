@@ -210,6 +210,7 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
 
     out = Path(out)
     _check_out(cfg, out)
+    provenance = record()  # taken before any task runs: the code version that computes the rows
     todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
     root = str(zoo_root) if zoo_root else None
     t0, timings = time.perf_counter(), []
@@ -235,7 +236,7 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
     df = collect(out)
     run = {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
            "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
-           "task_seconds": {t.part: round(s, 2) for t, s in timings}, **record()}
+           "task_seconds": {t.part: round(s, 2) for t, s in timings}, **provenance}
     (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     return df
 

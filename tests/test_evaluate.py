@@ -138,3 +138,16 @@ def test_export_publishes_compressed_rows_records_and_tables(tmp_path):
     assert ((st.classes_better + st.max_better) <= 1).all()
     fid = fidelity_table(df)
     assert set(fid.eps) == {"0", "0.1"} and fid.top1_agree.between(0, 100).all() and (fid.kl >= 0).all()
+
+
+def test_ordering_flips_counts_changed_rankings():
+    from fkd.attack_study import ordering_flips
+
+    rows = []
+    # image 0: a < b at 50 steps but a > b at 1 step (a flip); image 1: a < b at both; image 2: a tie at 1 step
+    for image, at1, at50 in ((0, (0.3, 0.2), (0.3, 0.4)), (1, (0.1, 0.2), (0.1, 0.2)), (2, (0.2, 0.2), (0.1, 0.3))):
+        for steps, (va, vb) in ((1, at1), (50, at50)):
+            rows += [{"strategy": "max", "steps": steps, "restarts": 5, "image": image, "student": "a", "value": va},
+                     {"strategy": "max", "steps": steps, "restarts": 5, "image": image, "student": "b", "value": vb}]
+    out = ordering_flips(pd.DataFrame(rows), "a", "b").set_index("steps")
+    assert out.loc[1, "flipped"] == pytest.approx(1 / 3) and out.loc[50, "flipped"] == 0.0
