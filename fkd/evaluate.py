@@ -238,6 +238,8 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
            "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
            "task_seconds": {t.part: round(s, 2) for t, s in timings}, **provenance}
     (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    with (out / "runs.jsonl").open("a") as f:  # every invocation, also those that resumed a run
+        f.write(json.dumps(run) + "\n")
     return df
 
 
@@ -269,7 +271,8 @@ def load_results(path: Path | str):
 
 
 def export(out: Path | str, dest: Path | str) -> Path:
-    """Publish a run directory: ``empirical.csv.gz`` (all rows), ``config.json``, ``run.json`` and the
+    """Publish a run directory: ``empirical.csv.gz`` (all rows), ``config.json``, ``run.json`` (the
+    last invocation), ``runs.jsonl`` (every invocation) and the
     tables it feeds as small CSVs (``table1.csv``, ``emplb.csv``, ``emplb_strategies.csv``,
     ``fidelity.csv``). Returns ``dest``."""
     import shutil
@@ -280,8 +283,9 @@ def export(out: Path | str, dest: Path | str) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     df = collect(out)
     df.to_csv(dest / "empirical.csv.gz", index=False)
-    for name in ("config.json", "run.json"):
-        shutil.copyfile(out / name, dest / name)
+    for name in ("config.json", "run.json", "runs.jsonl"):
+        if (out / name).exists():
+            shutil.copyfile(out / name, dest / name)
     dataset = df.dataset.iloc[0]
     t1 = table1(df, dataset)
     t1.columns = [" ".join(filter(None, c)) for c in t1.columns]  # "robust RT ours", ...

@@ -59,6 +59,8 @@ def test_resume_recomputes_only_missing_tasks_and_refuses_other_configs(tmp_path
     victim.unlink()
     again = evaluate(cfg, tmp_path, progress=False)
     assert json.loads((tmp_path / "run.json").read_text())["computed_now"] == 1
+    history = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [r["computed_now"] for r in history] == [12, 1]
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(ValueError, match="different evaluation"):
         evaluate(small(seed=1), tmp_path, progress=False)
