@@ -219,15 +219,20 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
     if todo and (workers > 1 or scheduler):
         from dask.distributed import Client, LocalCluster, as_completed
 
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=":0")
-        with Client(scheduler or cluster) as client:
-            futures = [client.submit(_task_job, cfg.to_dict(), t, str(out), root, 1, pure=False) for t in todo]
-            for fut in as_completed(futures):
-                timings.append(fut.result())
-                bar.update()
-        if cluster is not None:
-            cluster.close()
+        saved_environ = dict(os.environ)  # Dask sets OMP_NUM_THREADS=1 etc. here for its workers and leaves
+        try:                               # them set: later child processes would run single-threaded
+            cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                          dashboard_address=":0")
+            with Client(scheduler or cluster) as client:
+                futures = [client.submit(_task_job, cfg.to_dict(), t, str(out), root, 1, pure=False) for t in todo]
+                for fut in as_completed(futures):
+                    timings.append(fut.result())
+                    bar.update()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_environ)
     else:
         for t in todo:
             timings.append(_task_job(cfg.to_dict(), t, str(out), root, None))

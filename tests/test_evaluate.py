@@ -68,11 +68,15 @@ def test_resume_recomputes_only_missing_tasks_and_refuses_other_configs(tmp_path
     assert set(grown.student) == {"rt", "sd-a0.5", "fd-a0.5", "ard-a0.5"}
 
 
-def test_dask_local_cluster_gives_the_same_rows(tmp_path):
+def test_dask_local_cluster_gives_the_same_rows_and_leaves_the_environment_alone(tmp_path):
+    import os
+
     cfg = small(eps=(0.1,))
     local = evaluate(cfg, tmp_path / "local", progress=False)
+    before = dict(os.environ)
     dask = evaluate(cfg, tmp_path / "dask", workers=2, progress=False)
     pd.testing.assert_frame_equal(local, dask)
+    assert dict(os.environ) == before  # Dask's OMP_NUM_THREADS=1 must not leak into later subprocesses
 
 
 def test_table1_puts_ours_beside_the_paper(tmp_path):
