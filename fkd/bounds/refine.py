@@ -132,9 +132,12 @@ class DiffBounds:
                                                  self.solver)
         return self._sessions[relax]
 
-    def refine(self, pairs, relax: Relax | str = Relax.LP, time_limit: float = 10.0) -> int:
+    def refine(self, pairs, relax: Relax | str = Relax.LP, time_limit: float = 10.0,
+               deadline: float | None = None) -> int:
         """Maximise z_j - z_i for each (i, j) in ``pairs`` not yet refined at this stage; the proven
-        bound (plus 2 FP_MARGIN) replaces upper[i, j] where smaller. Returns the number of solves."""
+        bound (plus 2 FP_MARGIN) replaces upper[i, j] where smaller. ``deadline`` (a
+        ``time.perf_counter()`` value): no solve starts after it, and none runs past it. Returns the
+        number of solves."""
         from ..config import parse
 
         relax = parse(Relax, relax)
@@ -144,11 +147,16 @@ class DiffBounds:
         for i, j in pairs:
             if i == j or self.stage[i, j] >= level:
                 continue
+            limit = time_limit
+            if deadline is not None:
+                limit = min(time_limit, deadline - time.perf_counter())
+                if limit <= 0.01:
+                    break
             ses = self.session(relax)
             c = np.zeros(self.k)
             c[j], c[i] = 1.0, -1.0
             cost, const = self._program.objective(c)
-            res = ses.maximize(cost, const, time_limit)
+            res = ses.maximize(cost, const, limit)
             value = res.bound + 2 * FP_MARGIN
             kept = not value < float(self.upper[i, j])
             if not kept:
@@ -206,6 +214,7 @@ def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,)
     from ..config import parse
 
     t0 = time.perf_counter()
+    deadline = None if budget is None else t0 + budget
     stats = RefineStats()
     n0 = len(teacher.records), len(student.records)
     for stage in stages:
@@ -220,11 +229,7 @@ def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,)
             done.add((side, i))
             up_net, lo_net = (teacher, student) if side == 0 else (student, teacher)
             for db, which in ((up_net, "upper"), (lo_net, "lower")):
-                if budget is not None and time.perf_counter() - t0 > budget:
-                    break
-                left = None if budget is None else budget - (time.perf_counter() - t0)
-                limit = time_limit if left is None else max(min(time_limit, left), 1e-3)
-                db.refine(_needed(db, i, which, rel_tol), stage, limit)
+                db.refine(_needed(db, i, which, rel_tol), stage, time_limit, deadline)
             if budget is not None and time.perf_counter() - t0 > budget:
                 break
         if budget is not None and time.perf_counter() - t0 > budget:
