@@ -309,3 +309,51 @@ def test_method_names_are_validated(pinned):
     with pytest.raises(ValueError, match="paper, tight"):
         faithub(model, model, x0, 0.1, mode="loose")
     assert FP_MARGIN > 0 and Method("crown") is Method.CROWN
+
+
+# ---- refinement of d_ij (fkd.bounds.refine) ----
+
+def test_reused_session_matches_fresh_models_and_antisymmetry(pinned):
+    from fkd.bounds import DiffBounds
+    model = _mlp(pinned, [16, 12, 12, 4], scale=2.0)
+    x0 = torch.rand((1, 4, 4), generator=pinned)
+    net = as_net(model, x0.shape)
+    db = DiffBounds.start(net, x0, 0.1, solver="highs")
+    crown_up = db.upper.clone()
+    assert db.refine_all("lp") == 12 and db.refine_all("lp") == 0  # one solve per ordered pair, once
+    program = build_program(net, db.box, db.per_op).relaxed()
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                c = np.zeros(4)
+                c[j], c[i] = 1.0, -1.0
+                fresh = open_session(program, "highs").maximize(*program.objective(c), time_limit=10)
+                assert abs(min(fresh.bound + 2 * FP_MARGIN, float(crown_up[i, j])) - float(db.upper[i, j])) < 1e-6
+    assert torch.equal(db.lower, -db.upper.T) and (db.upper <= crown_up).all()
+    with torch.no_grad():
+        z = model(_ball_samples(x0, 0.1, 2000, pinned)).double()
+    d = z[:, None, :] - z[:, :, None]
+    assert (d >= db.lower).all() and (d <= db.upper).all()
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.25])
+def test_faithub_refined_sound_and_never_looser_than_crown(pinned, eps):
+    from fkd.bounds import DiffBounds, faithub_refined
+    teacher, student = _toy_pair(pinned)
+    x0 = torch.tensor([[[0.3, 0.55]]])
+    delta = float(_grid_delta(teacher, student, x0, eps)[0].max())
+    crown = faithub(teacher, student, x0, eps, mode="tight", method="crown").value
+    nt, ns = as_net(teacher, x0.shape), as_net(student, x0.shape)
+    t = DiffBounds.start(nt, x0, eps, solver="highs")
+    value, st, ss, stats = faithub_refined(t, DiffBounds.start(ns, x0, eps, solver="highs"), stages=("lp", "milp"))
+    assert delta <= value <= crown + 1e-9
+    full = faithub(teacher, student, x0, eps, mode="tight", method="milp", solver="highs").value
+    assert value <= full + 1e-3  # refining only the deciding pairs loses (almost) nothing
+    # a teacher shared with a second student keeps its refinements and stays sound
+    again, *_ = faithub_refined(t, DiffBounds.start(ns, x0, eps, solver="highs"), stages=("lp", "milp"))
+    assert abs(again - value) < 1e-9
+    _, pts = _grid_delta(teacher, student, x0, eps)
+    with torch.no_grad():
+        for sig, net in ((st, teacher), (ss, student)):
+            p = net(pts).softmax(-1).double()
+            assert (p >= sig.lower - 1e-6).all() and (p <= sig.upper + 1e-6).all()

@@ -29,11 +29,12 @@ from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box, intersect, interval_bounds, propagate
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
 from .network import DTYPE, FP_MARGIN, Affine, Net, lower
+from .refine import DiffBounds, RefineStats, faithub_refined
 from .solvers import SolveResult, Solver, SolverUnavailable, Status
 
 __all__ = ["Box", "Method", "DiffMode", "Tightening", "Solver", "Status", "BoundReport", "Faithub", "FP_MARGIN",
            "as_net", "bounds", "output_bounds", "logit_diff_bounds", "softmax_bounds", "faithub",
-           "SolverUnavailable", "SolveResult", "lower"]
+           "SolverUnavailable", "SolveResult", "lower", "DiffBounds", "RefineStats", "faithub_refined"]
 
 
 class Method(str, enum.Enum):
@@ -177,7 +178,7 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
 
     ``paper``: from the logit bounds of ``method``. ``tight``: z_j - z_i bounded directly by the
     same method (interval: the last affine layer on the penultimate intervals; crown: back-
-    substitution of e_j - e_i; lp/milp: one solve per pair and side), intersected with the paper
+    substitution of e_j - e_i; lp/milp: one maximisation per ordered pair, lower(d_ij) = -upper(d_ji)), intersected with the paper
     bounds, so never looser.
 
     Args:
@@ -202,17 +203,17 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         direct = crown_linear(net, r.box, torch.as_tensor(coef), r.per_op)
     direct = Box(direct.lower[0] - 2 * FP_MARGIN, direct.upper[0] + 2 * FP_MARGIN)
     prev = intersect(direct, Box(d_lo[ii, jj], d_up[ii, jj]))
-    if method in (Method.LP, Method.MILP):
-        program = build_program(net, r.box, r.per_op)
-        new, recs = solve_linear(program.relaxed(), coef, prev, solver, time_limit, op=len(net.ops) - 1)
-        r.records += recs
-        if method is Method.MILP:
-            new, recs = solve_linear(program, coef, new, solver, time_limit, op=len(net.ops) - 1)
-            r.records += recs
-        # solver values carry their own margin; keep the FP margin on top, never looser than prev
-        prev = intersect(Box(new.lower - 2 * FP_MARGIN, new.upper + 2 * FP_MARGIN), prev)
     d_lo, d_up = d_lo.clone(), d_up.clone()
     d_lo[ii, jj], d_up[ii, jj] = prev.lower, prev.upper
+    if method in (Method.LP, Method.MILP):
+        # one maximisation of z_j - z_i per ordered pair (lower(d_ij) = -upper(d_ji)), one solver
+        # session per relaxation; solver values carry their margin plus 2 FP_MARGIN (refine.py)
+        db = DiffBounds.from_bounds(net, r.box, r.per_op, d_lo, d_up, solver)
+        db.refine_all(Relax.LP, time_limit)
+        if method is Method.MILP:
+            db.refine_all(Relax.MILP, time_limit)
+        r.records += db.records
+        d_lo, d_up = db.lower.clone(), db.upper.clone()
     return d_lo, d_up, r
 
 

@@ -1,0 +1,114 @@
+"""FAITHUB speed and tightness on the MNIST zoo (issue 4): seconds per (image, student) and
+FAITHUB / EMPLB (ratio of means over images) per bound configuration, single thread.
+
+Configurations (teacher rt against each student):
+    naive          interval bounds, paper mode (eq. 9 from logit intervals)
+    crown-paper    CROWN logit bounds, paper mode
+    crown-tight    CROWN on z_j - z_i directly
+    lp-tight       progressive LP tightening + LP per ordered pair (``faithub(method="lp")``)
+    milp-paper     MILP per logit (time limit per solve), ``faithub(mode="paper", method="milp")``
+    milp-tight     MILP per ordered pair (time limit per solve); opt-in, slow
+    ref-lp         CROWN tight, then LP only on the pairs deciding eq. 11 (``faithub_refined``)
+    ref-milp       ref-lp, then MILP on the deciding pairs within a per-image budget
+    ref-*-t        the same after progressive LP tightening of the intermediate layers
+The ref-* configurations share the teacher's refined bounds between the students of an image (as
+an evaluation does); its cost is charged to the first student that needs it.
+EMPLB: ``fkd.metrics.emplb(strategy="both")`` with PGD-50 x 5 (the paper's attack), seed 0.
+
+    python benchmarks/verify.py [--n-images 20] [--eps 0.025 0.05 0.1] [--students sd ard rslad fd]
+        [--configs ...] [--n-solver-images 3] [--time-limit 1] [--budget 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fkd.bounds import DiffBounds, as_net, faithub, faithub_refined  # noqa: E402
+from fkd.bounds.solvers import Status  # noqa: E402
+from fkd.data import eval_subset  # noqa: E402
+from fkd.metrics import Attack, emplb  # noqa: E402
+from fkd.zoo import load_model  # noqa: E402
+
+CHEAP = ["naive", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t"]
+SOLVER = ["lp-tight", "ref-milp", "ref-milp-t", "milp-paper", "milp-tight"]
+PLAIN = {"naive": ("paper", "interval"), "crown-paper": ("paper", "crown"), "crown-tight": ("tight", "crown"),
+         "lp-tight": ("tight", "lp"), "milp-paper": ("paper", "milp"), "milp-tight": ("tight", "milp")}
+
+
+def run_plain(cfg, nt, ns, x0, eps, solver, time_limit):
+    mode, method = PLAIN[cfg]
+    t0 = time.perf_counter()
+    f = faithub(nt, ns, x0, eps, mode=mode, method=method, solver=solver, time_limit=time_limit)
+    recs = f.teacher.records + f.student.records
+    return f.value, time.perf_counter() - t0, len(recs), sum(r.result.status is Status.TIME_LIMIT for r in recs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n-images", type=int, default=20)
+    ap.add_argument("--eps", type=float, nargs="+", default=[0.025, 0.05, 0.1])
+    ap.add_argument("--students", nargs="+", default=["sd", "ard", "rslad", "fd"])
+    ap.add_argument("--configs", nargs="+", default=CHEAP + ["lp-tight", "ref-milp", "ref-milp-t"])
+    ap.add_argument("--n-solver-images", type=int, default=3, help="images for the solver-heavy configs (lp-tight, ref-milp*, milp-*)")
+    ap.add_argument("--solver-students", nargs="+", default=None, help="students for lp-tight / milp-* (default all)")
+    ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per MILP solve")
+    ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: seconds of solving per (image, student)")
+    ap.add_argument("--solver", default="auto")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    x, _, idx = eval_subset("mnist", args.n_images)
+    teacher = load_model("mnist", "rt").eval()
+    nt = as_net(teacher, x.shape[1:])
+    students = {s: load_model("mnist", s).eval() for s in args.students}
+    nets = {s: as_net(m, x.shape[1:]) for s, m in students.items()}
+    print(f"images: first {args.n_images} of the fixed subset ({args.n_solver_images} for {SOLVER}); "
+          f"solver {args.solver}, 1 thread, MILP time limit {args.time_limit}s per solve, ref-milp budget {args.budget}s\n")
+    print("| eps | student | config | images | median s / (image, student) | mean FAITHUB | mean EMPLB (same images) "
+          "| FAITHUB / EMPLB | solves / image | time-limited solves |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for eps in args.eps:
+        emp = {s: emplb(teacher, m, x, eps, Attack(50, 5), "both", torch.Generator().manual_seed(0)).value
+               for s, m in students.items()}
+        rows: dict = {}   # (student, cfg) -> list of (value, seconds, solves, time_limited)
+        teacher_db: dict = {}
+        for i in range(args.n_images):
+            for s, ns in nets.items():
+                for cfg in args.configs:
+                    if cfg in SOLVER and (i >= args.n_solver_images or
+                                          (args.solver_students and s not in args.solver_students)):
+                        continue
+                    if cfg in PLAIN:
+                        out = run_plain(cfg, nt, ns, x[i], eps, args.solver, args.time_limit)
+                    else:
+                        t0 = time.perf_counter()
+                        key = (cfg, i)
+                        tightening = "lp" if cfg.endswith("-t") else None
+                        if key not in teacher_db:
+                            teacher_db[key] = DiffBounds.start(nt, x[i], eps, solver=args.solver, tightening=tightening)
+                        sdb = DiffBounds.start(ns, x[i], eps, solver=args.solver, tightening=tightening)
+                        stages = ("lp",) if cfg.startswith("ref-lp") else ("lp", "milp")
+                        budget = None if cfg.startswith("ref-lp") else max(args.budget - (time.perf_counter() - t0), 0.0)
+                        v, _, _, st = faithub_refined(teacher_db[key], sdb, stages, args.time_limit, budget)
+                        out = (v, time.perf_counter() - t0, st.solves, st.time_limited)
+                    rows.setdefault((s, cfg), []).append(out)
+        for s in nets:
+            for cfg in args.configs:
+                r = rows.get((s, cfg))
+                if not r:
+                    continue
+                n = len(r)
+                fub = sum(v for v, *_ in r) / n
+                e = float(emp[s][:n].mean())
+                print(f"| {eps} | {s} | {cfg} | {n} | {statistics.median(t for _, t, *_ in r):.3f} | {fub:.4f} | "
+                      f"{e:.4f} | {fub / e:.2f} | {sum(c for *_, c, _ in r) / n:.1f} | {sum(tl for *_, tl in r)} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
