@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 
 from .config import PAPER_EPS, Dataset, Profile, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
+from .runner import check_out, run_tasks, write_csv_atomic, write_record
 
 COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "image", "metric", "value",
            "steps", "restarts", "seed")
@@ -157,40 +157,15 @@ def run_task(cfg: EvalConfig, task: Task, zoo_root: str | None = None) -> list[d
             for name, v in values.items() for i in range(len(idx))]
 
 
-def _write_part(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows({**r, "value": f"{r['value']:.7g}"} for r in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def _task_job(cfg_dict: dict, task: Task, out: str, zoo_root: str | None, threads: int | None) -> tuple[Task, float]:
+def _task_job(cfg_dict: dict, out: str, zoo_root: str | None, task: Task, threads: int | None) -> tuple[Task, float]:
     """Run one task and write its part file (the unit of work sent to a Dask worker)."""
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     cfg = EvalConfig(**cfg_dict)
-    _write_part(Path(out) / "parts" / task.part, run_task(cfg, task, zoo_root))
+    rows = ({**r, "value": f"{r['value']:.7g}"} for r in run_task(cfg, task, zoo_root))
+    write_csv_atomic(Path(out) / "parts" / task.part, rows, COLUMNS)
     return task, time.perf_counter() - t0
-
-
-def _check_out(cfg: EvalConfig, out: Path) -> None:
-    """Refuse to mix rows of a different config into ``out``; record the config otherwise."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("fingerprint") != cfg.fingerprint():
-            raise ValueError(f"{out} holds results of a different evaluation (attack, seed, images or chunk "
-                             f"size differ: {old.get('config')}). Fix: choose another --out, or delete {out}.")
-    path.write_text(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()}, indent=1) + "\n")
 
 
 def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: str | None = None,
@@ -204,47 +179,21 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
         pandas DataFrame with COLUMNS, also written to ``out/empirical.csv``; the run record
         (config, seed, package versions, machine, wall time) goes to ``out/run.json``.
     """
-    from tqdm.auto import tqdm
-
     from .provenance import record
 
     out = Path(out)
-    _check_out(cfg, out)
+    check_out(out, cfg.fingerprint(), cfg.to_dict(),
+              "choose another --out (the attack, seed, images or chunk size differ)")
     provenance = record()  # taken before any task runs: the code version that computes the rows
     todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
-    root = str(zoo_root) if zoo_root else None
-    t0, timings = time.perf_counter(), []
-    bar = tqdm(total=len(plan(cfg)), initial=len(plan(cfg)) - len(todo), desc=f"evaluate {cfg.dataset.value}",
-               unit="task", disable=not progress)
-    if todo and (workers > 1 or scheduler):
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        saved_environ = dict(os.environ)  # Dask sets OMP_NUM_THREADS=1 etc. here for its workers and leaves
-        try:                               # them set: later child processes would run single-threaded
-            cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                          dashboard_address=":0")
-            with Client(scheduler or cluster) as client:
-                futures = [client.submit(_task_job, cfg.to_dict(), t, str(out), root, 1, pure=False) for t in todo]
-                for fut in as_completed(futures):
-                    timings.append(fut.result())
-                    bar.update()
-            if cluster is not None:
-                cluster.close()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved_environ)
-    else:
-        for t in todo:
-            timings.append(_task_job(cfg.to_dict(), t, str(out), root, None))
-            bar.update()
-    bar.close()
+    t0 = time.perf_counter()
+    timings = run_tasks(_task_job, todo, (cfg.to_dict(), str(out), str(zoo_root) if zoo_root else None),
+                        workers=workers, scheduler=scheduler, progress=progress, total=len(plan(cfg)),
+                        desc=f"evaluate {cfg.dataset.value}")
     df = collect(out)
-    run = {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
-           "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
-           "task_seconds": {t.part: round(s, 2) for t, s in timings}, **provenance}
-    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
-    with (out / "runs.jsonl").open("a") as f:  # every invocation, also those that resumed a run
-        f.write(json.dumps(run) + "\n")
+    write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
+                       "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
+                       "task_seconds": {t.part: round(sec, 2) for t, sec in timings}, **provenance})
     return df
 
 

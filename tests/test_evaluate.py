@@ -62,7 +62,7 @@ def test_resume_recomputes_only_missing_tasks_and_refuses_other_configs(tmp_path
     history = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert [r["computed_now"] for r in history] == [12, 1]
     pd.testing.assert_frame_equal(first, again)
-    with pytest.raises(ValueError, match="different evaluation"):
+    with pytest.raises(ValueError, match="different run"):
         evaluate(small(seed=1), tmp_path, progress=False)
     grown = evaluate(small(students=("sd", "fd", "ard")), tmp_path, progress=False)  # students may grow
     assert set(grown.student) == {"rt", "sd-a0.5", "fd-a0.5", "ard-a0.5"}

@@ -1,0 +1,94 @@
+"""Run independent tasks here or on Dask, with atomic part files, resume and run records.
+
+Shared by the empirical evaluation (``fkd.evaluate``) and the verifier (``fkd.verify``): each
+task writes its rows to its own part file; a part that exists is a finished task, so a killed run
+resumes by skipping it. Tasks run in this process, on a Dask LocalCluster of ``workers`` single-
+thread processes, or on a running Dask scheduler (e.g. from dask-jobqueue on Slurm/PBS).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+
+def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Write ``rows`` to ``path`` as CSV via a temporary file and a rename (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns))
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def run_tasks(job: Callable[..., tuple[Any, float]], tasks: Sequence[Any], args: tuple, *, workers: int = 1,
+              scheduler: str | None = None, progress: bool = True, total: int | None = None,
+              desc: str = "tasks") -> list[tuple[Any, float]]:
+    """Call ``job(*args, task, threads)`` for every task; returns its (task, seconds) results.
+
+    Args:
+        workers: 1 runs here (``threads`` None: torch's default); K > 1 starts a Dask LocalCluster
+            of K single-thread processes (``threads`` 1).
+        scheduler: address of a running Dask scheduler instead of a LocalCluster.
+        total: the run's task count including those already done (for the progress bar).
+    """
+    from tqdm.auto import tqdm
+
+    total = len(tasks) if total is None else total
+    bar = tqdm(total=total, initial=total - len(tasks), desc=desc, unit="task", disable=not progress)
+    results = []
+    if tasks and (workers > 1 or scheduler):
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        saved_environ = dict(os.environ)  # Dask sets OMP_NUM_THREADS=1 etc. here for its workers and leaves
+        try:                               # them set: later child processes would run single-threaded
+            cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                          dashboard_address=":0")
+            with Client(scheduler or cluster) as client:
+                futures = [client.submit(job, *args, t, 1, pure=False) for t in tasks]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_environ)
+    else:
+        for t in tasks:
+            results.append(job(*args, t, None))
+            bar.update()
+    bar.close()
+    return results
+
+
+def check_out(out: Path, fingerprint: str, config: dict[str, Any], fix: str) -> None:
+    """Refuse to mix rows of a different config into ``out``; record the config otherwise."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != fingerprint:
+            raise ValueError(f"{out} holds results of a different run (config {old.get('config')}). "
+                             f"Fix: {fix}, or delete {out}.")
+    path.write_text(json.dumps({"fingerprint": fingerprint, "config": config}, indent=1) + "\n")
+
+
+def write_record(out: Path, run: dict[str, Any]) -> None:
+    """``run.json`` (this invocation) and a line in ``runs.jsonl`` (every invocation, resumed or not)."""
+    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    with (out / "runs.jsonl").open("a") as f:
+        f.write(json.dumps(run) + "\n")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """(fn(), seconds it took)."""
+    t0 = time.perf_counter()
+    return fn(), time.perf_counter() - t0
