@@ -63,9 +63,10 @@ def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True
     x, idx = x_all[pick], [idx_all[i] for i in cfg.images]
     teacher = load_model(cfg.dataset, "rt", root=zoo_root)
     rows, r_max = [], max(cfg.restarts)
+    students = {s: load_model(cfg.dataset, *resolve_model(cfg.dataset, s), root=zoo_root) for s in cfg.students}
     jobs = [(s, strat, n) for s in cfg.students for strat in cfg.strategies for n in cfg.steps]
     for student_name, strategy, steps in tqdm(jobs, desc="attack study", disable=not progress):
-        student = load_model(cfg.dataset, *resolve_model(cfg.dataset, student_name), root=zoo_root)
+        student = students[student_name]
         g = torch.Generator().manual_seed(cfg.seed)
         runs = torch.stack([emplb(teacher, student, x, cfg.eps, Attack(steps, 1, cfg.step_factor), strategy, g).value
                             for _ in range(r_max)])             # (r_max, N)

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from .config import PAPER_EPS, Dataset, Profile, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
-from .runner import check_out, run_tasks, write_csv_atomic, write_record
+from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
 
 COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "image", "metric", "value",
            "steps", "restarts", "seed")
@@ -105,8 +104,7 @@ class Task:
 
     def generator(self, cfg: EvalConfig, kind: str) -> torch.Generator:
         """The seeded generator of one attack of this task: fixed by (seed, dataset, task, kind)."""
-        key = f"{cfg.seed}/{cfg.dataset.value}/{self.model}/{self.eps:.6f}/{self.start}/{kind}"
-        return torch.Generator().manual_seed(cfg.seed * 2**32 + zlib.crc32(key.encode()))
+        return task_generator(cfg.seed, cfg.dataset.value, self.model, self.eps, self.start, kind)
 
 
 def plan(cfg: EvalConfig) -> list[Task]:

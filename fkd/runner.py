@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -92,3 +93,12 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """(fn(), seconds it took)."""
     t0 = time.perf_counter()
     return fn(), time.perf_counter() - t0
+
+
+def task_generator(seed: int, *key: object):
+    """A torch.Generator fixed by ``seed`` and the task ``key`` (names, eps, image...): results do not
+    depend on task order, workers or resumption."""
+    import torch
+
+    text = "/".join(f"{k:.6f}" if isinstance(k, float) else str(k) for k in (seed, *key))
+    return torch.Generator().manual_seed(seed * 2**32 + zlib.crc32(text.encode()))

@@ -22,7 +22,7 @@ import torch
 from .bounds import DiffMode, Method as BoundMethod, as_net, faithub
 from .config import Dataset, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, run_tasks, write_csv_atomic, write_record
+from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
 
 #: a bound may never sit below the attack's value; beyond this slack a violation is a bug and is raised
 SOUNDNESS_TOL = 1e-6
@@ -91,11 +91,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @lru_cache(maxsize=16)
 def _nets(dataset: Dataset, name: str):
-    from .data import eval_subset
+    from .models import INPUT_SHAPE
     from .zoo import load_model
 
     model = load_model(dataset, *resolve_model(dataset, name))
-    return model, as_net(model, eval_subset(dataset, 1)[0].shape[1:])
+    return model, as_net(model, INPUT_SHAPE[dataset])
 
 
 def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
     rows = []
     for name in cfg.students:
         student, s_net = _nets(cfg.dataset, name)
-        g = torch.Generator().manual_seed(cfg.seed * 2**32 + position * 1000 + round(eps * 1e6) % 1000)
+        g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "emplb")
         lower = float(emplb(teacher, student, x0[None], eps, cfg.attack, "both", g).value[0])
         row: dict[str, Any] = {"dataset": cfg.dataset.value, "teacher": "rt", "student": name, "eps": eps,
                                "image": idx[position], "emplb": f"{lower:.7g}", "method": cfg.method.value,

@@ -103,16 +103,22 @@ def test_linear_net_bounds_equal_closed_form(pinned):
         assert (u >= exact_hi).all() and (l <= exact_lo).all(), method  # margins point outward
 
 
+def _assert_contains(model, x0, eps, l, u, n_samples, pgd_steps, g):
+    """Outputs at ball samples and PGD extremes lie in [l, u]; returns those outputs (float64)."""
+    pts = torch.cat([_ball_samples(x0, eps, n_samples, g), _pgd_extremes(model, x0, eps, pgd_steps, g)])
+    with torch.no_grad():
+        out = model(pts).double()
+    assert (out >= l).all() and (out <= u).all()
+    return out
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_bounds_contain_samples_and_pgd_points(pinned, method):
     model = _mlp(pinned, [16, 12, 12, 5], scale=2.0)
     x0 = torch.rand((1, 4, 4), generator=pinned)
     eps = 0.08
     l, u = bounds(model, x0, eps, method=method, solver="highs")
-    pts = torch.cat([_ball_samples(x0, eps, 2000, pinned), _pgd_extremes(model, x0, eps, 5, pinned)])
-    with torch.no_grad():
-        out = model(pts).double()
-    assert (out >= l).all() and (out <= u).all()
+    out = _assert_contains(model, x0, eps, l, u, 2000, 5, pinned)
     # the bounds are not vacuous: PGD comes within a fraction of the width for exact MILP
     if method == "milp":
         assert ((u - out.amax(0)) <= 1e-3 + 0.05 * (u - l)).all()
@@ -154,10 +160,7 @@ def test_conv_maxpool_bounds_contain_samples(pinned, method):
     x0 = torch.rand((2, 6, 6), generator=pinned)
     eps = 0.05
     l, u = bounds(model, x0, eps, method=method, solver="highs")
-    pts = torch.cat([_ball_samples(x0, eps, 1000, pinned), _pgd_extremes(model, x0, eps, 3, pinned)])
-    with torch.no_grad():
-        out = model(pts).double()
-    assert (out >= l).all() and (out <= u).all()
+    _assert_contains(model, x0, eps, l, u, 1000, 3, pinned)
     li, ui = bounds(model, x0, eps, method="interval")
     assert (l >= li - 1e-9).all() and (u <= ui + 1e-9).all()
 

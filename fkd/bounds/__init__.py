@@ -29,7 +29,7 @@ from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box, intersect, interval_bounds, propagate
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
 from .network import DTYPE, FP_MARGIN, Affine, Net, lower
-from .refine import DiffBounds, RefineStats, faithub_refined
+from .refine import DiffBounds, RefineStats, _pairs, faithub_refined
 from .solvers import SolveResult, Solver, SolverUnavailable, Status
 
 __all__ = ["Box", "Method", "DiffMode", "Tightening", "Solver", "Status", "BoundReport", "Faithub", "FP_MARGIN",
@@ -148,15 +148,6 @@ def bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method | str 
         return per_op[-1].lower - FP_MARGIN, per_op[-1].upper + FP_MARGIN
     rs = [output_bounds(net, x, eps, method, solver, time_limit, tightening) for x in x0]
     return torch.stack([r.lower for r in rs]), torch.stack([r.upper for r in rs])
-
-
-def _pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows e_j - e_i for all i != j: (index i, index j, coefficients (k(k-1), k))."""
-    ii, jj = np.nonzero(~np.eye(k, dtype=bool))
-    coef = np.zeros((len(ii), k))
-    coef[np.arange(len(ii)), jj] = 1.0
-    coef[np.arange(len(ii)), ii] -= 1.0
-    return ii, jj, coef
 
 
 def diff_bounds_from_logits(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:

@@ -37,6 +37,7 @@ __all__ = ["DiffBounds", "faithub_refined", "RefineStats"]
 
 
 def _pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows e_j - e_i for all i != j: (index i, index j, coefficients (k(k-1), k))."""
     ii, jj = np.nonzero(~np.eye(k, dtype=bool))
     coef = np.zeros((len(ii), k))
     coef[np.arange(len(ii)), jj] = 1.0
