@@ -2,7 +2,15 @@
 FAITHUB / EMPLB (ratio of means over images) per bound configuration, single thread.
 
 Configurations (teacher rt against each student):
-    naive          interval bounds, paper mode (eq. 9 from logit intervals)
+    naive          the naive encoding: big-M MILP per logit on interval pre-activation bounds, paper
+                   mode (eq. 9 from logit intervals); nothing shared, so each (image, student) pays
+                   for the teacher too; time limit per solve, the proven (dual) bound kept
+    ours           what ``python -m fkd verify --method lp`` ships (``fkd.bounds.shared.ImageBounds``):
+                   LP tightening, LP logit bounds (paper mode), then tight mode refining the pairs
+                   that decide eq. 11; teacher shared between the students of an image; the row's
+                   seconds are paper + tight, as verify records them; ``ours-paper`` is its paper
+                   mode (same run, paper seconds only)
+    interval       interval bounds, paper mode, no solver
     crown-paper    CROWN logit bounds, paper mode
     crown-tight    CROWN on z_j - z_i directly
     lp-tight       progressive LP tightening + LP per ordered pair (``faithub(method="lp")``)
@@ -26,18 +34,24 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fkd.bounds import DiffBounds, as_net, faithub, faithub_refined  # noqa: E402
+from fkd.bounds import DiffBounds, as_net, faithub, faithub_refined, softmax_bounds  # noqa: E402
+from fkd.bounds import Box, FP_MARGIN, diff_bounds_from_logits, faithub_from_sigma  # noqa: E402
+from fkd.bounds.interval import input_box, interval_bounds  # noqa: E402
+from fkd.bounds.milp import build_program, solve_linear  # noqa: E402
+from fkd.bounds.shared import ImageBounds  # noqa: E402
 from fkd.bounds.solvers import Status  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
 from fkd.metrics import Attack, emplb  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 
-CHEAP = ["naive", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t"]
-SOLVER = ["lp-tight", "ref-milp", "ref-milp-t", "milp-paper", "milp-tight"]
-PLAIN = {"naive": ("paper", "interval"), "crown-paper": ("paper", "crown"), "crown-tight": ("tight", "crown"),
+CHEAP = ["interval", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t", "ours"]
+SOLVER = ["naive", "lp-tight", "ref-milp", "ref-milp-t", "milp-paper", "milp-tight"]
+DEFAULT = ["naive", "interval", "crown-tight", "ours"]
+PLAIN = {"interval": ("paper", "interval"), "crown-paper": ("paper", "crown"), "crown-tight": ("tight", "crown"),
          "lp-tight": ("tight", "lp"), "milp-paper": ("paper", "milp"), "milp-tight": ("tight", "milp")}
 
 
@@ -49,13 +63,30 @@ def run_plain(cfg, nt, ns, x0, eps, solver, time_limit):
     return f.value, time.perf_counter() - t0, len(recs), sum(r.result.status is Status.TIME_LIMIT for r in recs)
 
 
+def naive_sigma(net, x0, eps, solver, time_limit):
+    """Softmax bounds (eq. 10) from MILP logit bounds on interval pre-activation bounds: (Box, solves, limited)."""
+    box = input_box(x0, eps)
+    per_op = interval_bounds(net, box)
+    k = net.out_dim
+    out, recs = solve_linear(build_program(net, box, per_op), np.eye(k), Box(per_op[-1].lower[0], per_op[-1].upper[0]),
+                             solver, time_limit, op=len(net.ops) - 1)
+    d = diff_bounds_from_logits(out.lower - FP_MARGIN, out.upper + FP_MARGIN)
+    return Box(*softmax_bounds(*d)), len(recs), sum(r.result.status is Status.TIME_LIMIT for r in recs)
+
+
+def run_naive(nt, ns, x0, eps, solver, time_limit):
+    t0 = time.perf_counter()
+    (st, n1, l1), (ss, n2, l2) = (naive_sigma(n, x0, eps, solver, time_limit) for n in (nt, ns))
+    return float(faithub_from_sigma(st, ss)), time.perf_counter() - t0, n1 + n2, l1 + l2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-images", type=int, default=20)
     ap.add_argument("--eps", type=float, nargs="+", default=[0.025, 0.05, 0.1])
     ap.add_argument("--students", nargs="+", default=["sd", "ard", "rslad", "fd"])
-    ap.add_argument("--configs", nargs="+", default=CHEAP + ["lp-tight", "ref-milp", "ref-milp-t"])
-    ap.add_argument("--n-solver-images", type=int, default=3, help="images for the solver-heavy configs (lp-tight, ref-milp*, milp-*)")
+    ap.add_argument("--configs", nargs="+", default=DEFAULT, choices=CHEAP + SOLVER)
+    ap.add_argument("--n-solver-images", type=int, default=3, help=f"images for the solver-heavy configs {SOLVER}")
     ap.add_argument("--solver-students", nargs="+", default=None, help="students for lp-tight / milp-* (default all)")
     ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per MILP solve")
     ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: seconds of solving per (image, student)")
@@ -77,13 +108,24 @@ def main() -> None:
                for s, m in students.items()}
         rows: dict = {}   # (student, cfg) -> list of (value, seconds, solves, time_limited)
         teacher_db: dict = {}
+        shared: dict = {}
         for i in range(args.n_images):
             for s, ns in nets.items():
                 for cfg in args.configs:
                     if cfg in SOLVER and (i >= args.n_solver_images or
                                           (args.solver_students and s not in args.solver_students)):
                         continue
-                    if cfg in PLAIN:
+                    if cfg == "naive":
+                        out = run_naive(nt, ns, x[i], eps, args.solver, args.time_limit)
+                    elif cfg == "ours":
+                        if shared.get(i) is None:
+                            shared[i] = ImageBounds(x[i], eps, "lp", args.solver, 60.0)
+                        paper, tight = shared[i].paper(nt, ns), shared[i].tight(nt, ns)
+                        rows.setdefault((s, "ours-paper"), []).append(
+                            (paper.value, paper.seconds, paper.solves, int(paper.status == "time_limit")))
+                        out = (tight.value, paper.seconds + tight.seconds, paper.solves + tight.solves,
+                               int(tight.status == "time_limit"))
+                    elif cfg in PLAIN:
                         out = run_plain(cfg, nt, ns, x[i], eps, args.solver, args.time_limit)
                     else:
                         t0 = time.perf_counter()
@@ -98,7 +140,8 @@ def main() -> None:
                         out = (v, time.perf_counter() - t0, st.solves, st.time_limited)
                     rows.setdefault((s, cfg), []).append(out)
         for s in nets:
-            for cfg in args.configs:
+            for cfg in [c for c in CHEAP + SOLVER + ["ours-paper"] if c in args.configs or
+                        (c == "ours-paper" and "ours" in args.configs)]:
                 r = rows.get((s, cfg))
                 if not r:
                     continue

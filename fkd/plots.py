@@ -39,3 +39,52 @@ def plot_attack_strength(df, title: str | None = None):
                           f"({df.image.nunique()} images; dotted line: the paper's 50 steps)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.8 / fig.get_figwidth(), 1))
     return fig
+
+
+def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str | None = None):
+    """Figures 2 and 3: histograms over images of EMPLB and FAITHUB, one panel per (eps, student).
+
+    Args:
+        rows: ``fkd.verify`` rows of one dataset (columns student, eps, emplb, faithub_<mode>).
+        mode: which FAITHUB (paper or tight).
+    Returns:
+        a matplotlib Figure (rows: eps; columns: students; x: bound value in [0, 1]; y: images).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .config import eps_label
+    from .tables import verify_long
+
+    long = verify_long(rows, mode)
+    students = sorted(dict.fromkeys(long.student), key=_student_order)
+    eps = sorted(long.eps.unique())
+    fig, axes = plt.subplots(len(eps), len(students), figsize=(2.3 * len(students) + 0.4, 1.6 * len(eps) + 0.8),
+                             sharex=True, sharey=True, squeeze=False)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for r, e in enumerate(eps):
+        for c, student in enumerate(students):
+            ax = axes[r][c]
+            sub = long[(long.eps == e) & (long.student == student)]
+            for metric, color in (("emplb", "tab:blue"), ("faithub", "tab:orange")):
+                ax.hist(sub[sub.metric == metric].value.clip(0, 1), bins=edges, color=color, alpha=0.6,
+                        label="EMPLB" if metric == "emplb" else f"FAITHUB ({mode})")
+            if r == 0:
+                ax.set_title(student.split("-a")[0].upper(), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"eps {eps_label(e)}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("confidence gap bound", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=2)
+    n = long.image.nunique()
+    fig.suptitle(title or f"{long.dataset.iloc[0]}: EMPLB and FAITHUB over {n} images", fontsize=10, x=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def _student_order(name: str) -> tuple[int, str]:
+    order = ("sd", "ard", "rslad", "fd")
+    head = name.split("-a")[0]
+    return (order.index(head) if head in order else len(order), name)

@@ -94,22 +94,55 @@ def summary(results, metrics=("emplb",)):
     return out
 
 
-def emplb_table(results, dataset: Dataset | str):
-    """The EMPLB half of Table 2: mean and std of EMPLB per eps and student, beside the paper's."""
-    dataset = parse(Dataset, dataset)
-    s = summary(results[(results.dataset == dataset.value) & (results.eps.astype(float) > 0)])
+def _beside_paper(results, dataset: Dataset, bounds: dict[str, str]):
+    """Mean and std per (eps, bound, student) of ``results`` (evaluate-style rows; ``bounds`` maps
+    our metric to the paper's bound name), beside Table 2's published mean and std."""
+    s = summary(results[(results.dataset == dataset.value) & (results.eps.astype(float) > 0)], tuple(bounds))
     s["column"] = [_paper_column(dataset, x) for x in s.student]
-    s = s[s.column.notna()]
+    s = s[s.column.notna()].copy()
+    s["bound"] = s.metric.map(bounds)
     ref = paper_table("table2_faithfulness")
-    ref = ref[(ref.dataset == PAPER_DATASET[dataset]) & (ref.bound == "EMPLB")]
-    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])
+    ref = ref[ref.dataset == PAPER_DATASET[dataset]]
+    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "bound", "student"])
     s["eps6"] = s.eps.round(6)
     for stat in ("mean", "std"):
-        s[f"paper_{stat}"] = [ref[stat].get((e, c), float("nan")) for e, c in zip(s.eps6, s.column)]
+        s[f"paper_{stat}"] = [ref[stat].get(k, float("nan")) for k in zip(s.eps6, s.bound, s.column)]
     s["diff_mean"] = s["mean"] - s["paper_mean"]
-    s = s.sort_values(["eps", "column"], key=lambda c: c.map(ORDER.index) if c.name == "column" else c)
-    cols = ["eps_label", "column", "n", "mean", "std", "paper_mean", "paper_std", "diff_mean"]
+    s["order"] = s.column.map(ORDER.index)
+    s = s.sort_values(["eps", "bound", "order"])
+    cols = ["eps_label", "bound", "column", "n", "mean", "std", "paper_mean", "paper_std", "diff_mean"]
     return s[cols].rename(columns={"column": "student"}).round(4).reset_index(drop=True)
+
+
+def emplb_table(results, dataset: Dataset | str):
+    """The EMPLB half of Table 2 from ``fkd.evaluate`` rows: mean and std of EMPLB per eps and
+    student, beside the paper's."""
+    return _beside_paper(results, parse(Dataset, dataset), {"emplb": "EMPLB"}).drop(columns="bound")
+
+
+def verify_long(rows, mode: str = "tight"):
+    """``fkd.verify`` rows (one per image, student, eps) as evaluate-style long rows with metrics
+    ``emplb`` and ``faithub`` (the FAITHUB of ``mode``: paper or tight)."""
+    import pandas as pd
+
+    col = f"faithub_{mode}"
+    if col not in rows.columns:
+        have = [c.removeprefix("faithub_") for c in rows.columns if c.startswith("faithub_")]
+        raise ValueError(f"no FAITHUB of mode {mode!r} in these rows; they hold: {', '.join(have)}")
+    keep = ["dataset", "teacher", "student", "eps", "image"]
+    return pd.concat([rows[keep].assign(metric=m, value=rows[c].astype(float))
+                      for m, c in (("emplb", "emplb"), ("faithub", col))], ignore_index=True)
+
+
+def table2(rows, dataset: Dataset | str, mode: str = "tight"):
+    """Table 2: mean and std over images of EMPLB and FAITHUB (eq. 11, ``mode``) per eps and
+    student, beside the paper's, from ``fkd.verify`` rows.
+
+    Returns:
+        long DataFrame: eps_label, bound (EMPLB | FAITHUB), student, n, mean, std, paper_mean,
+        paper_std, diff_mean (population std, as ``summary``).
+    """
+    return _beside_paper(verify_long(rows, mode), parse(Dataset, dataset), {"emplb": "EMPLB", "faithub": "FAITHUB"})
 
 
 def table3(study):

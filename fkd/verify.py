@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from .bounds import DiffMode, Method as BoundMethod, as_net, faithub
+from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
+from .bounds.shared import ImageBounds
 from .config import Dataset, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
@@ -40,6 +41,8 @@ class VerifyConfig:
     modes: tuple[DiffMode, ...] = (DiffMode.PAPER, DiffMode.TIGHT)
     solver: str = "auto"
     time_limit: float = 60.0
+    tightening: Tightening | None = None
+    budget: float | None = None
     attack: Attack = PAPER_ATTACK
     seed: int = 0
     shard: tuple[int, int] = (1, 1)
@@ -49,6 +52,8 @@ class VerifyConfig:
         object.__setattr__(self, "dataset", d)
         object.__setattr__(self, "method", parse(BoundMethod, self.method))
         object.__setattr__(self, "modes", tuple(parse(DiffMode, m) for m in self.modes))
+        if self.tightening is not None:
+            object.__setattr__(self, "tightening", parse(Tightening, self.tightening))
         if isinstance(self.attack, dict):
             object.__setattr__(self, "attack", Attack(**self.attack))
         object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
@@ -61,8 +66,9 @@ class VerifyConfig:
         k, n = self.shard
         if not 1 <= k <= n:
             raise ValueError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
-        if self.n_images < 1 or self.time_limit <= 0:
-            raise ValueError("n_images and time_limit must be positive")
+        if self.n_images < 1 or self.time_limit <= 0 or (self.budget is not None and self.budget <= 0):
+            raise ValueError("n_images, time_limit and budget must be positive")
+        ImageBounds(torch.zeros(1), 0.0, self.method, self.solver, tightening=self.tightening)  # validates
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -70,8 +76,9 @@ class VerifyConfig:
                     if isinstance(v, tuple) else v) for k, v in d.items()}
 
     def fingerprint(self) -> str:
-        """Hash of what decides a row's values (students, eps and shard may differ between invocations)."""
-        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "shard")}
+        """Hash of what decides a row's values (students, eps, shard and the image count may differ
+        between invocations: a row depends on its image's position in the fixed subset only)."""
+        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "shard", "n_images")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def images(self) -> list[int]:
@@ -105,35 +112,39 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
     x, _, idx = eval_subset(cfg.dataset, cfg.n_images)
     x0 = x[position]
     teacher, t_net = _nets(cfg.dataset, "rt")
+    shared = ImageBounds(x0, eps, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget)
     rows = []
     for name in cfg.students:
         student, s_net = _nets(cfg.dataset, name)
         g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "emplb")
         lower = float(emplb(teacher, student, x0[None], eps, cfg.attack, "both", g).value[0])
-        row: dict[str, Any] = {"dataset": cfg.dataset.value, "teacher": "rt", "student": name, "eps": eps,
-                               "image": idx[position], "emplb": f"{lower:.7g}", "method": cfg.method.value,
-                               "solver": cfg.solver, "seed": cfg.seed}
-        statuses = []
+        method, alpha = resolve_model(cfg.dataset, name)
+        row: dict[str, Any] = {"dataset": cfg.dataset.value, "teacher": "rt", "student": name,
+                               "method": method.value, "alpha": alpha, "eps": eps, "image": idx[position],
+                               "emplb": f"{lower:.7g}", "bound_method": cfg.method.value, "seed": cfg.seed}
+        statuses, solvers = [], set()
         for mode in cfg.modes:
-            t0 = time.perf_counter()
-            fu = faithub(t_net, s_net, x0, eps, mode=mode, method=cfg.method, solver=cfg.solver,
-                         time_limit=cfg.time_limit)
-            row[f"faithub_{mode.value}"] = f"{fu.value:.7g}"
-            row[f"seconds_{mode.value}"] = round(time.perf_counter() - t0, 4)
-            statuses.append("degraded" if fu.teacher.degraded or fu.student.degraded else "ok")
-            if lower > fu.value + SOUNDNESS_TOL:
-                raise AssertionError(f"soundness violated: EMPLB {lower} > FAITHUB {fu.value} ({mode.value}, "
+            res = (shared.paper if mode is DiffMode.PAPER else shared.tight)(t_net, s_net)
+            row[f"faithub_{mode.value}"] = f"{res.value:.7g}"
+            row[f"seconds_{mode.value}"] = round(res.seconds, 4)
+            row[f"solves_{mode.value}"] = res.solves
+            statuses.append(res.status)
+            solvers.update(res.solvers)
+            if lower > res.value + SOUNDNESS_TOL:
+                raise AssertionError(f"soundness violated: EMPLB {lower} > FAITHUB {res.value} ({mode.value}, "
                                      f"{cfg.method.value}) for {cfg.dataset.value} image {idx[position]}, "
                                      f"student {name}, eps {eps}. This is a bug; please report it.")
-        row["status"] = "degraded" if "degraded" in statuses else "ok"
+        row["status"] = next((s for s in ("failed", "time_limit") if s in statuses), "ok")
+        row["solver"] = "+".join(sorted(solvers)) or "none"
         rows.append(row)
     return rows
 
 
 def _columns(cfg: VerifyConfig) -> list[str]:
     modes = [m.value for m in cfg.modes]
-    return (["dataset", "teacher", "student", "eps", "image", "emplb"] + [f"faithub_{m}" for m in modes]
-            + ["method", "solver", "status"] + [f"seconds_{m}" for m in modes] + ["seed"])
+    return (["dataset", "teacher", "student", "method", "alpha", "eps", "image", "emplb"]
+            + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"] + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes]
+            + ["seed"])
 
 
 def _part(position: int, eps: float) -> str:
@@ -156,7 +167,7 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
 
     out = Path(out)
     check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
-                                                      "limit, attack, seed or image count differ)")
+                                                      "limit, tightening, budget, attack or seed differ)")
     provenance = record()
     tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
     todo = [t for t in tasks if not (out / "parts" / _part(*t)).exists()]
@@ -189,3 +200,29 @@ def merge(out: Path | str, shards: list[Path | str]):
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "verify.csv", index=False)
     return df
+
+
+def export(out: Path | str, dest: Path | str) -> Path:
+    """Publish a run (or merged) directory: ``verify.csv.gz`` (all rows), the run records, Table 2
+    per FAITHUB mode (``table2_<mode>.csv``) and Figures 2/3 (``histograms_<mode>.png``). Returns ``dest``."""
+    import shutil
+
+    import pandas as pd
+
+    from .plots import plot_bound_histograms
+    from .tables import table2
+
+    out, dest = Path(out), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    df = pd.read_csv(out / "verify.csv")
+    df.to_csv(dest / "verify.csv.gz", index=False)
+    for name in ("config.json", "run.json", "runs.jsonl"):
+        if (out / name).exists():
+            shutil.copyfile(out / name, dest / name)
+    for mode in (c.removeprefix("faithub_") for c in df.columns if c.startswith("faithub_")):
+        table2(df, df.dataset.iloc[0], mode).to_csv(dest / f"table2_{mode}.csv", index=False)
+        fig = plot_bound_histograms(df, mode)
+        fig.savefig(dest / f"histograms_{mode}.png", dpi=110)
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return dest

@@ -360,3 +360,28 @@ def test_faithub_refined_sound_and_never_looser_than_crown(pinned, eps):
         for sig, net in ((st, teacher), (ss, student)):
             p = net(pts).softmax(-1).double()
             assert (p >= sig.lower - 1e-6).all() and (p <= sig.upper + 1e-6).all()
+
+
+@pytest.mark.parametrize("method", ["crown", "lp"])
+def test_image_bounds_share_the_teacher_and_match_faithub(pinned, method):
+    from fkd.bounds.shared import ImageBounds
+    teacher, student = _toy_pair(pinned)
+    other = _mlp(pinned, [2, 6, 3], scale=2.0)
+    x0 = torch.tensor([[[0.3, 0.55]]])
+    nt, ns, no = (as_net(m, x0.shape) for m in (teacher, student, other))
+    shared = ImageBounds(x0, 0.25, method, "highs")
+    results = {(s, mode): getattr(shared, mode)(nt, n) for s, n in (("s", ns), ("o", no)) for mode in ("paper", "tight")}
+    assert len(shared._reports) == 3 and len(shared._diffs) == 3  # the teacher is bounded once
+    for s, m in (("s", student), ("o", other)):
+        delta = float(_grid_delta(teacher, m, x0, 0.25)[0].max())
+        paper, tight = results[s, "paper"].value, results[s, "tight"].value
+        assert delta <= tight <= paper + 1e-9
+        fresh = faithub(teacher, m, x0, 0.25, mode="paper", method=method, solver="highs").value
+        assert abs(paper - fresh) < 1e-9
+        crown = faithub(teacher, m, x0, 0.25, mode="tight", method="crown").value
+        assert tight <= crown + 1e-9
+    if method == "lp":  # the first student pays for the teacher's solves, the second does not
+        assert results["s", "paper"].solves > results["o", "paper"].solves > 0
+        assert {r.solvers for r in results.values() if r.solves} == {("highs",)}
+    with pytest.raises(ValueError, match="needs method lp or milp"):
+        ImageBounds(x0, 0.25, "crown", tightening="lp")

@@ -1,4 +1,5 @@
 """The verification driver: shards, merge, resume, and the soundness guard (shipped MNIST zoo, CROWN)."""
+import dataclasses
 import json
 
 import pandas as pd
@@ -51,8 +52,8 @@ def test_shards_merge_to_the_unsharded_run_and_resume(tmp_path):
 def test_an_upper_bound_below_the_attack_is_reported_as_a_bug(tmp_path, monkeypatch):
     import fkd.verify as v
 
-    real = v.faithub
-    monkeypatch.setattr(v, "faithub", lambda *a, **k: real(*a, **k)._replace(value=0.0))
+    real = v.ImageBounds.tight
+    monkeypatch.setattr(v.ImageBounds, "tight", lambda *a, **k: dataclasses.replace(real(*a, **k), value=0.0))
     with pytest.raises(AssertionError, match="soundness violated"):
         verify(cfg(students=("sd",), eps=(0.1,), n_images=1), tmp_path, progress=False)
 
@@ -65,3 +66,53 @@ def test_cli_verify_and_merge(tmp_path, capsys):
     assert "2 rows" in capsys.readouterr().out.splitlines()[-1]
     assert main(args + ["--shard", "1-2", "--out", str(tmp_path / "c")]) == 2
     assert "write k/n" in capsys.readouterr().err
+
+
+def _rows(gen):
+    import torch
+    n = 7
+    frames = []
+    for eps in (0.05, 0.1):
+        for student in ("sd-a0.5", "fd-a0.5"):
+            e = torch.rand(n, generator=gen).double() * 0.5
+            frames.append(pd.DataFrame({"dataset": "mnist", "teacher": "rt", "student": student, "eps": eps,
+                                        "image": range(n), "emplb": e.numpy(), "faithub_tight": (e + 0.3).numpy(),
+                                        "faithub_paper": (e + 0.4).clamp(max=1).numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_table2_is_the_mean_and_std_of_the_rows_beside_the_paper(pinned):
+    from fkd.tables import paper_table, table2
+    rows = _rows(pinned)
+    t = table2(rows, "mnist", "paper")
+    assert len(t) == 2 * 2 * 2 and set(t.bound) == {"EMPLB", "FAITHUB"} and (t.n == 7).all()
+    cell = t[(t.eps_label == "0.1") & (t.bound == "FAITHUB") & (t.student == "FD")].iloc[0]
+    mine = rows[(rows.eps == 0.1) & (rows.student == "fd-a0.5")].faithub_paper
+    assert abs(cell["mean"] - mine.mean()) < 1e-4 and abs(cell["std"] - mine.std(ddof=0)) < 1e-4
+    ref = paper_table("table2_faithfulness")
+    paper = ref[(ref.dataset == "MNIST") & (ref.eps_label == "0.1") & (ref.bound == "FAITHUB") & (ref.student == "FD")]
+    assert cell["paper_mean"] == float(paper["mean"].iloc[0])
+    assert abs(cell["diff_mean"] - (cell["mean"] - cell["paper_mean"])) < 1e-3
+    with pytest.raises(ValueError, match="they hold: tight, paper"):
+        table2(rows, "mnist", "joint")
+
+
+def test_histograms_have_a_panel_per_eps_and_student_holding_every_image(pinned):
+    from fkd.plots import plot_bound_histograms
+    fig = plot_bound_histograms(_rows(pinned), "tight", bins=10)
+    axes = fig.axes
+    assert len(axes) == 2 * 2
+    for ax in axes:
+        bars = [sum(p.get_height() for p in c) for c in ax.containers]
+        assert bars == [7, 7]  # EMPLB and FAITHUB of every image
+    assert [ax.get_title() for ax in axes[:2]] == ["SD", "FD"]
+
+
+def test_export_publishes_rows_tables_and_figures(tmp_path):
+    verify(cfg(students=("fd",), eps=(0.05,), n_images=2), tmp_path / "run", progress=False)
+    from fkd.verify import export
+    dest = export(tmp_path / "run", tmp_path / "pub")
+    names = {p.name for p in dest.iterdir()}
+    assert {"verify.csv.gz", "config.json", "run.json", "table2_paper.csv", "table2_tight.csv",
+            "histograms_tight.png"} <= names
+    assert len(pd.read_csv(dest / "verify.csv.gz")) == 2
