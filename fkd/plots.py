@@ -88,3 +88,46 @@ def _student_order(name: str) -> tuple[int, str]:
     order = ("sd", "ard", "rslad", "fd")
     head = name.split("-a")[0]
     return (order.index(head) if head in order else len(order), name)
+
+
+def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
+    """Figure 1: ||f_t - f_s||_inf over a 2-D slice of the eps-ball, one panel per student.
+
+    Marks: the EMPLB point (star, at (1, 0)), the region where teacher and student disagree
+    (hatched contour), the worst disagreeing grid point (x: an adversarial disagreement) and the
+    worst grid point where they agree (circle: a poorly calibrated point, same class but different
+    confidence).
+
+    Args:
+        slices: student name -> ``fkd.slice.Slice`` (same image, eps and directions).
+    Returns:
+        a matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(slices), figsize=(3.6 * len(slices) + 0.8, 3.8), squeeze=False,
+                             layout="constrained")
+    for ax, (name, s) in zip(axes[0], slices.items()):
+        ext = (float(s.coords[0]), float(s.coords[-1])) * 2
+        im = ax.imshow(s.gap.T.numpy(), origin="lower", extent=ext, vmin=0.0, vmax=1.0, cmap="magma")
+        if s.disagree.any() and not s.disagree.all():
+            ax.contourf(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5, 1.5],
+                        colors="none", hatches=["///"])
+            ax.contour(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5],
+                       colors="cyan", linewidths=0.8)
+        ax.plot([1.0], [0.0], marker="*", color="white", markersize=14, markeredgecolor="black", label="EMPLB point",
+                clip_on=False, zorder=4)
+        for where, marker, label in ((s.disagree, "X", "worst disagreement"),
+                                     (~s.disagree, "o", "worst agreeing point (miscalibrated)")):
+            p = s.worst(where)
+            if p is not None:
+                ax.plot(*p, marker=marker, color="cyan" if marker == "X" else "lime", markersize=8,
+                        markeredgecolor="black", linestyle="none", label=label, clip_on=False, zorder=5)
+        ax.set_title(f"{name}: max gap {float(s.gap.max()):.2f}, EMPLB {s.emplb:.2f}", fontsize=9)
+        ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
+        ax.set_ylabel("b (random sign direction)", fontsize=8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="||f_t - f_s||_inf")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)
+    fig.suptitle(title or f"confidence gap over a slice of the eps = {eps:g} ball", fontsize=10)
+    return fig
