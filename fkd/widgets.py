@@ -1,0 +1,166 @@
+"""The explorer: teacher-student disagreement around one image, live as eps moves (ipywidgets).
+
+``Explorer.frame(image, student, eps)`` computes what one view shows: the gap map over a 2-D slice
+of the eps-ball through the EMPLB point (``fkd.slice``), both networks' confidences at that point,
+EMPLB, a live certified bound (CROWN, tight mode: milliseconds) and, where a published run has it,
+the LP FAITHUB of ``results/certified``. ``explore()`` wraps it in sliders and pickers. Frames are
+cached, so moving back to a seen setting is instant. The explorer's attack is lighter than the
+paper's (PGD-20 x 2 by default, both objectives) to keep an update under a second on a laptop
+CPU; the book's tables use the paper's PGD-50 x 5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .config import Dataset, model_name, parse, resolve_model
+from .metrics import Attack
+from .slice import Slice, directions, gap_slice
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "certified"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One view: the slice, the confidences (K,) of teacher and student at the EMPLB point, EMPLB,
+    the live CROWN FAITHUB (tight mode) and the published (FAITHUB, bound method), None if that run
+    did not cover this image and eps."""
+    dataset: Dataset
+    image: int
+    student: str
+    eps: float
+    slice: Slice
+    teacher_probs: Tensor
+    student_probs: Tensor
+    emplb: float
+    faithub_crown: float
+    faithub_published: tuple[float, str] | None
+
+
+@dataclass
+class Explorer:
+    """Frames of ``dataset``'s zoo teacher against ``students`` on the first ``n_images`` images of
+    the fixed subset. ``grid``: slice resolution per axis; ``seed``: slice directions and PGD starts."""
+    dataset: Dataset | str = Dataset.MNIST
+    students: tuple[str, ...] = ("sd", "ard", "rslad", "fd")
+    n_images: int = 20
+    grid: int = 41
+    attack: Attack = Attack(20, 2)
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        from .data import eval_subset
+        from .models import INPUT_SHAPE
+        from .zoo import load_model
+
+        self.dataset = parse(Dataset, self.dataset)
+        self.students = tuple(model_name(*resolve_model(self.dataset, s)) for s in self.students)
+        self.x, self.y, self.index = eval_subset(self.dataset, self.n_images)
+        self.teacher = load_model(self.dataset, "rt").eval()
+        self.models = {s: load_model(self.dataset, *resolve_model(self.dataset, s)).eval() for s in self.students}
+        self.input_shape = INPUT_SHAPE[self.dataset]
+        self.published = _published(self.dataset)
+
+    def frame(self, image: int, student: str, eps: float) -> Frame:
+        """The view of image position ``image`` (0 .. n_images - 1), ``student``, radius ``eps``."""
+        from .bounds import faithub
+
+        student = model_name(*resolve_model(self.dataset, student))
+        if student not in self.models:
+            raise ValueError(f"unknown student {student!r}; choose one of: {', '.join(self.models)}")
+        if not 0 <= image < self.n_images:
+            raise ValueError(f"image must lie in 0..{self.n_images - 1}, got {image}")
+        if not 0.0 < eps <= 1.0:
+            raise ValueError(f"eps must lie in (0, 1] (pixel units), got {eps}")
+        key = (image, student, round(eps, 6))
+        if key not in self._cache:
+            x0, model = self.x[image], self.models[student]
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + image)
+            d1, d2, value = directions(self.teacher, model, x0, eps, g, self.attack)
+            sl = gap_slice(self.teacher, model, x0, eps, d1, d2, self.grid, value)
+            worst = (x0 + eps * d1)[None]
+            with torch.no_grad():
+                pt, ps = self.teacher(worst).softmax(-1)[0], model(worst).softmax(-1)[0]
+            fu = faithub(self.teacher, model, x0, eps, mode="tight", method="crown").value
+            pub = self.published.get((student, round(eps, 6), self.index[image]))
+            self._cache[key] = Frame(self.dataset, image, student, eps, sl, pt, ps, value, fu, pub)
+        return self._cache[key]
+
+
+def _published(dataset: Dataset) -> dict:
+    """(student, eps, test index) -> (tight-mode FAITHUB, bound method) of the published certified
+    run, if any."""
+    path = RESULTS / dataset.value / "verify.csv.gz"
+    if not path.exists():
+        return {}
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    return {(s, round(float(e), 6), int(i)): (float(v), m)
+            for s, e, i, v, m in zip(df.student, df.eps, df.image, df.faithub_tight, df.bound_method)}
+
+
+def draw(frame: Frame, fig=None):
+    """Render a frame: the gap map (left) and both networks' confidences at the EMPLB point (right)."""
+    import matplotlib.pyplot as plt
+
+    fig = fig or plt.figure(figsize=(8.6, 3.4))
+    fig.clear()
+    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+    s = frame.slice
+    ext = (float(s.coords[0]), float(s.coords[-1])) * 2
+    im = ax.imshow(s.gap.T.numpy(), origin="lower", extent=ext, vmin=0.0, vmax=1.0, cmap="magma")
+    if s.disagree.any() and not s.disagree.all():
+        ax.contour(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5],
+                   colors="cyan", linewidths=0.8)
+    ax.plot([1.0], [0.0], marker="*", color="white", markersize=13, markeredgecolor="black", clip_on=False)
+    ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
+    ax.set_ylabel("b (random signs)", fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    k = torch.arange(len(frame.teacher_probs))
+    bx.bar(k - 0.2, frame.teacher_probs.numpy(), width=0.4, label="teacher")
+    bx.bar(k + 0.2, frame.student_probs.numpy(), width=0.4, label=frame.student.split("-a")[0].upper())
+    bx.set_xticks(k.tolist())
+    bx.set_ylim(0, 1)
+    bx.set_title("confidences at the EMPLB point (star)", fontsize=9)
+    bx.legend(fontsize=8)
+    pub = ("not in the published run at this eps" if frame.faithub_published is None
+           else "{:.3f} ({})".format(*frame.faithub_published))
+    fig.suptitle(f"{frame.dataset.value} image {frame.image}, eps {frame.eps:.3f}: EMPLB {frame.emplb:.3f} <= "
+                 f"delta* <= FAITHUB {frame.faithub_crown:.3f} (CROWN, live); published FAITHUB: {pub}", fontsize=9)
+    return fig
+
+
+def explore(explorer: Explorer | None = None, eps: float = 0.1, max_eps: float | None = None):
+    """An ipywidgets explorer: eps slider, image slider and student picker over ``explorer``
+    (default: MNIST, four students, 20 images). Returns the widget (display it in Jupyter)."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    ex = explorer or Explorer()
+    top = max_eps or (0.2 if ex.dataset is not Dataset.CIFAR10 else 20 / 255)
+    eps_w = w.FloatSlider(value=min(eps, top), min=top / 40, max=top, step=top / 40, description="eps",
+                          readout_format=".3f", continuous_update=False)
+    img_w = w.IntSlider(value=0, min=0, max=ex.n_images - 1, description="image", continuous_update=False)
+    stu_w = w.Dropdown(options=list(ex.models), description="student")
+    out = w.Output()
+    with plt.ioff():
+        fig = plt.figure(figsize=(8.6, 3.4))
+
+    def update(_=None):
+        draw(ex.frame(img_w.value, stu_w.value, eps_w.value), fig)
+        out.clear_output(wait=True)
+        with out:
+            from IPython.display import display
+            display(fig)
+
+    for c in (eps_w, img_w, stu_w):
+        c.observe(update, names="value")
+    update()
+    box = w.VBox([w.HBox([eps_w, img_w, stu_w]), out])
+    box.explorer, box.figure = ex, fig
+    return box

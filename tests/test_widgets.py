@@ -1,0 +1,42 @@
+"""The explorer (fkd.widgets) on the shipped MNIST zoo: sound numbers, caching, validation, sliders."""
+import pytest
+
+from fkd.metrics import Attack
+from fkd.widgets import Explorer, draw, explore
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return Explorer("mnist", students=("sd", "fd"), n_images=3, grid=11, attack=Attack(10, 1))
+
+
+def test_a_frame_is_sound_cached_and_passes_through_the_emplb_point(ex):
+    f = ex.frame(0, "fd", 0.1)
+    assert f.emplb <= f.faithub_crown + 1e-6
+    assert abs(float(f.slice.gap[-1, 5]) - f.emplb) < 1e-5  # (a, b) = (1, 0)
+    gap = float((f.teacher_probs - f.student_probs).abs().max())
+    assert abs(gap - f.emplb) < 1e-5
+    if f.faithub_published is not None:  # a sound bound from the published run sits above any attack
+        assert f.faithub_published[0] >= f.emplb - 1e-6
+    assert ex.frame(0, "fd", 0.1) is f and ex.frame(0, "fd-a0.5", 0.1) is f
+
+
+def test_bad_settings_name_the_problem(ex):
+    with pytest.raises(ValueError, match="unknown student 'ard-a0.5'; choose one of: sd-a0.5, fd-a0.5"):
+        ex.frame(0, "ard", 0.1)
+    with pytest.raises(ValueError, match=r"image must lie in 0..2"):
+        ex.frame(3, "fd", 0.1)
+    with pytest.raises(ValueError, match=r"eps must lie in \(0, 1\]"):
+        ex.frame(0, "fd", 0.0)
+
+
+def test_moving_a_slider_renders_a_new_frame(ex):
+    box = explore(ex, eps=0.1)
+    eps_slider, image_slider, student = box.children[0].children
+    n = len(ex._cache)
+    eps_slider.value = eps_slider.min
+    image_slider.value = 1
+    assert len(ex._cache) == n + 2
+    assert f"image 1, eps {eps_slider.value:.3f}" in box.figure._suptitle.get_text()  # redrawn
+    fig = draw(ex.frame(1, student.value, eps_slider.value))
+    assert len(fig.axes) == 3  # gap map, its colour bar, confidences
