@@ -164,3 +164,52 @@ def explore(explorer: Explorer | None = None, eps: float = 0.1, max_eps: float |
     box = w.VBox([w.HBox([eps_w, img_w, stu_w]), out])
     box.explorer, box.figure = ex, fig
     return box
+
+
+def static_explorer(explorer: Explorer, image: int, students, eps_values, dpi: int = 72) -> str:
+    """The explorer for a reader without a kernel: frames precomputed for each student and eps,
+    embedded as PNGs in self-contained HTML with a slider over eps and a student picker (plain
+    JavaScript, nothing loaded from the network). Returns the HTML (display it with
+    ``IPython.display.HTML`` or write it to a file)."""
+    import base64
+    import io
+    import json
+    import uuid
+
+    import matplotlib.pyplot as plt
+
+    students = [model_name(*resolve_model(explorer.dataset, s)) for s in students]
+    eps_values = [float(e) for e in eps_values]
+    frames = {}
+    fig = plt.figure(figsize=(8.6, 3.4))
+    for s in students:
+        for e in eps_values:
+            draw(explorer.frame(image, s, e), fig)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi)
+            frames[f"{s}|{e:.6f}"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    plt.close(fig)
+    uid = "fkd" + uuid.uuid4().hex[:8]
+    options = "".join(f'<option value="{s}">{s.split("-a")[0].upper()}</option>' for s in students)
+    keys = json.dumps([f"{e:.6f}" for e in eps_values])
+    return f"""<div id="{uid}" class="fkd-explorer">
+<label>eps <input type="range" min="0" max="{len(eps_values) - 1}" step="1" value="0" class="eps"></label>
+<span class="eps-label">{eps_values[0]:.3f}</span>
+<label>student <select class="student">{options}</select></label><br>
+<img class="frame" style="max-width:100%" alt="explorer frame">
+<script>
+(function() {{
+  const root = document.getElementById("{uid}");
+  const frames = {json.dumps(frames)};
+  const eps = {keys};
+  const slider = root.querySelector(".eps"), pick = root.querySelector(".student");
+  function show() {{
+    const e = eps[slider.value];
+    root.querySelector(".eps-label").textContent = parseFloat(e).toFixed(3);
+    root.querySelector(".frame").src = frames[pick.value + "|" + e];
+  }}
+  slider.addEventListener("input", show);
+  pick.addEventListener("change", show);
+  show();
+}})();
+</script></div>"""

@@ -40,3 +40,16 @@ def test_moving_a_slider_renders_a_new_frame(ex):
     assert f"image 1, eps {eps_slider.value:.3f}" in box.figure._suptitle.get_text()  # redrawn
     fig = draw(ex.frame(1, student.value, eps_slider.value))
     assert len(fig.axes) == 3  # gap map, its colour bar, confidences
+
+
+def test_the_kernel_free_explorer_embeds_every_frame(ex):
+    import base64
+    import json
+    import re
+    from fkd.widgets import static_explorer
+    html = static_explorer(ex, 0, ["sd", "fd"], [0.05, 0.1], dpi=30)
+    frames = json.loads(re.search(r"const frames = (\{.*?\});", html).group(1))
+    assert sorted(frames) == ["fd-a0.5|0.050000", "fd-a0.5|0.100000", "sd-a0.5|0.050000", "sd-a0.5|0.100000"]
+    for uri in frames.values():
+        assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'max="1"' in html and "http" not in html  # nothing fetched from the network
