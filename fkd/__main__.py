@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | reproduce``."""
 from __future__ import annotations
 
 import argparse
@@ -208,6 +208,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Execute the book's chapters with papermill (skipping up-to-date ones; resumable)."""
+    from .reproduce import ChapterFailed, reproduce
+
+    try:
+        outcomes = reproduce(args.profile, args.out, only=_csv(args.chapters) if args.chapters else None,
+                             seed=args.seed, device=args.device, kernel=args.kernel)
+    except ChapterFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not outcomes:
+        print("no chapter notebooks in _toc.yml yet")
+    ran = sum(o.status == "ran" for o in outcomes)
+    print(f"{len(outcomes)} chapters: {ran} ran, {len(outcomes) - ran} up to date; outputs in {args.out}")
+    return 0
+
+
 def _choice(cls):
     def conv(value: str):
         try:
@@ -301,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 2 and histograms here")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_verify)
+    r = sub.add_parser("reproduce", help="execute the book's chapters with papermill (skips up-to-date ones)")
+    r.add_argument("--profile", type=_choice(Profile), default=Profile.QUICK, help="quick or full")
+    r.add_argument("--chapters", default=None, help="comma list of chapter names (default: all in _toc.yml)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
+    r.add_argument("--out", default="_build/reproduce")
+    r.set_defaults(func=cmd_reproduce)
     args = p.parse_args(argv)
     if getattr(args, "epochs", None) and args.profile is Profile.FULL:
         p.error("--epochs changes the paper's settings; use it with --profile quick")
