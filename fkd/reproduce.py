@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,6 @@ def reproduce(profile: Profile | str = Profile.QUICK, out: Path | str = "_build/
     Returns:
         one Outcome per chapter. Raises ``ChapterFailed`` naming the chapter and its output file.
     """
-    import papermill as pm
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nbs = list(notebooks) if notebooks is not None else chapters()
@@ -101,6 +100,22 @@ def reproduce(profile: Profile | str = Profile.QUICK, out: Path | str = "_build/
         nbs = [names[c] for c in only]
     params = parameters(profile, out, seed, device)
     package = _source_hash()
+    # the kernels import the fkd of this checkout, installed or not
+    env_before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env_before]))
+    try:
+        return _run(nbs, out, params, package, kernel, report)
+    finally:
+        if env_before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_before
+
+
+def _run(nbs: list[Path], out: Path, params: dict, package: str, kernel: str | None,
+         report: Callable[[str], None]) -> list[Outcome]:
+    import papermill as pm
+
     outcomes = []
     for k, nb in enumerate(nbs, 1):
         target, stamp_file = out / nb.name, out / f"{nb.stem}.stamp.json"

@@ -88,3 +88,33 @@ def gap_slice(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, d1
     shape = (n, n)
     return Slice(coords, gap.reshape(shape), tt.reshape(shape), st.reshape(shape), tc.reshape(shape),
                  sc.reshape(shape), emplb_value)
+
+
+def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int | None = 3,
+               position: int | None = None, grid: int = 81, seed: int = 0, attack: Attack = PAPER_ATTACK):
+    """Figure 1 from the zoo: the gap slices of one image for each student, side by side.
+
+    Args:
+        digit: use the first image of the fixed subset with this label (the paper's "3"), unless
+            ``position`` (index into the subset) is given.
+    Returns:
+        (matplotlib Figure, {student: Slice}, test-set index of the image).
+    """
+    from .data import eval_subset
+    from .plots import plot_gap_slices
+    from .zoo import load_model
+
+    x, y, idx = eval_subset(dataset, 1000 if dataset != "cifar10" else 100)
+    if position is None:
+        hits = (y == digit).nonzero().flatten() if digit is not None else torch.tensor([0])
+        if len(hits) == 0:
+            raise ValueError(f"no image with label {digit} in the {dataset} subset")
+        position = int(hits[0])
+    teacher = load_model(dataset, "rt").eval()
+    slices = {}
+    for s in students:
+        model = load_model(dataset, s).eval()
+        d1, d2, value = directions(teacher, model, x[position], eps, torch.Generator().manual_seed(seed), attack)
+        slices[s.upper()] = gap_slice(teacher, model, x[position], eps, d1, d2, grid, value)
+    title = f"{dataset} test image {idx[position]} (label {int(y[position])}): ||f_t - f_s||_inf over a slice of the eps = {eps:g} ball"
+    return plot_gap_slices(slices, eps, title), slices, idx[position]

@@ -24,7 +24,9 @@ WRITE = ("import json, pathlib\n"
 
 
 def test_chapters_run_with_parameters_skip_when_up_to_date_and_rerun_on_change(tmp_path):
-    a = _notebook(tmp_path / "a.ipynb", WRITE)
+    import os
+    before = os.environ.get("PYTHONPATH")
+    a = _notebook(tmp_path / "a.ipynb", WRITE + "\nimport fkd")  # the checkout's fkd is importable
     b = _notebook(tmp_path / "b.ipynb", "x = 1")
     out = tmp_path / "out"
     lines = []
@@ -39,6 +41,7 @@ def test_chapters_run_with_parameters_skip_when_up_to_date_and_rerun_on_change(t
     assert [o.status for o in reproduce("quick", out, notebooks=[a, b], seed=3, report=lambda s: None)] == \
         ["up to date", "ran"]
     assert [o.status for o in reproduce("full", out, notebooks=[a], seed=3, report=lambda s: None)] == ["ran"]
+    assert os.environ.get("PYTHONPATH") == before  # the environment is restored
 
 
 def test_a_failing_chapter_is_named_and_not_stamped(tmp_path):
