@@ -45,8 +45,10 @@ verify: setup
 	$(PY) -m fkd verify --dataset cifar10 --n-images 100 --method crown --workers 2 --threads 1 --quiet \
 	  --out _build/results/certified/cifar10 --export results/certified/cifar10
 
+# The behaviour tests, then every book chapter executed on the quick profile against the shipped zoo (nbval).
 test: setup
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbval-lax book/
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
