@@ -85,9 +85,35 @@ def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str 
 
 
 def _student_order(name: str) -> tuple[int, str]:
-    order = ("sd", "ard", "rslad", "fd")
-    head = name.split("-a")[0]
-    return (order.index(head) if head in order else len(order), name)
+    from .tables import ORDER
+
+    head = name.split("-a")[0].upper()
+    return (ORDER.index(head) if head in ORDER else len(ORDER), name)
+
+
+def draw_gap(ax, s, marks: bool = True):
+    """Draw one ``fkd.slice.Slice`` on ``ax``: the gap map (colour scale [0, 1]), the boundary of
+    the disagreement region (hatched inside), the EMPLB point (star at (1, 0)) and, with ``marks``,
+    the worst disagreeing point (X) and the worst agreeing, poorly calibrated point (circle).
+    Returns the image (for a colour bar)."""
+    ext = (float(s.coords[0]), float(s.coords[-1])) * 2
+    im = ax.imshow(s.gap.T.numpy(), origin="lower", extent=ext, vmin=0.0, vmax=1.0, cmap="magma")
+    c, d = s.coords.numpy(), s.disagree.T.float().numpy()
+    if s.disagree.any() and not s.disagree.all():
+        ax.contourf(c, c, d, levels=[0.5, 1.5], colors="none", hatches=["///"])
+        ax.contour(c, c, d, levels=[0.5], colors="cyan", linewidths=0.8)
+    ax.plot([1.0], [0.0], marker="*", color="white", markersize=14, markeredgecolor="black", label="EMPLB point",
+            clip_on=False, zorder=4)
+    if marks:
+        for where, marker, label in ((s.disagree, "X", "worst disagreement"),
+                                     (~s.disagree, "o", "worst agreeing point (miscalibrated)")):
+            p = s.worst(where)
+            if p is not None:
+                ax.plot(*p, marker=marker, color="cyan" if marker == "X" else "lime", markersize=8,
+                        markeredgecolor="black", linestyle="none", label=label, clip_on=False, zorder=5)
+    ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
+    ax.set_ylabel("b (random sign direction)", fontsize=8)
+    return im
 
 
 def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
@@ -108,24 +134,8 @@ def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
     fig, axes = plt.subplots(1, len(slices), figsize=(3.6 * len(slices) + 0.8, 3.8), squeeze=False,
                              layout="constrained")
     for ax, (name, s) in zip(axes[0], slices.items()):
-        ext = (float(s.coords[0]), float(s.coords[-1])) * 2
-        im = ax.imshow(s.gap.T.numpy(), origin="lower", extent=ext, vmin=0.0, vmax=1.0, cmap="magma")
-        if s.disagree.any() and not s.disagree.all():
-            ax.contourf(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5, 1.5],
-                        colors="none", hatches=["///"])
-            ax.contour(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5],
-                       colors="cyan", linewidths=0.8)
-        ax.plot([1.0], [0.0], marker="*", color="white", markersize=14, markeredgecolor="black", label="EMPLB point",
-                clip_on=False, zorder=4)
-        for where, marker, label in ((s.disagree, "X", "worst disagreement"),
-                                     (~s.disagree, "o", "worst agreeing point (miscalibrated)")):
-            p = s.worst(where)
-            if p is not None:
-                ax.plot(*p, marker=marker, color="cyan" if marker == "X" else "lime", markersize=8,
-                        markeredgecolor="black", linestyle="none", label=label, clip_on=False, zorder=5)
+        im = draw_gap(ax, s)
         ax.set_title(f"{name}: max gap {float(s.gap.max()):.2f}, EMPLB {s.emplb:.2f}", fontsize=9)
-        ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
-        ax.set_ylabel("b (random sign direction)", fontsize=8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="||f_t - f_s||_inf")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)

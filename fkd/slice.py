@@ -104,7 +104,7 @@ def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), 
     from .plots import plot_gap_slices
     from .zoo import load_model
 
-    x, y, idx = eval_subset(dataset, 1000 if dataset != "cifar10" else 100)
+    x, y, idx = eval_subset(dataset)
     if position is None:
         hits = (y == digit).nonzero().flatten() if digit is not None else torch.tensor([0])
         if len(hits) == 0:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
-from .bounds.shared import ImageBounds
+from .bounds.shared import ImageBounds, check_tightening
 from .config import Dataset, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
@@ -68,7 +68,7 @@ class VerifyConfig:
             raise ValueError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
         if self.n_images < 1 or self.time_limit <= 0 or (self.budget is not None and self.budget <= 0):
             raise ValueError("n_images, time_limit and budget must be positive")
-        ImageBounds(torch.zeros(1), 0.0, self.method, self.solver, tightening=self.tightening)  # validates
+        check_tightening(self.method, self.tightening)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -143,8 +143,8 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
 def _columns(cfg: VerifyConfig) -> list[str]:
     modes = [m.value for m in cfg.modes]
     return (["dataset", "teacher", "student", "method", "alpha", "eps", "image", "emplb"]
-            + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"] + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes]
-            + ["seed"])
+            + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"]
+            + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes] + ["seed"])
 
 
 def _part(position: int, eps: float) -> str:
@@ -207,6 +207,7 @@ def export(out: Path | str, dest: Path | str) -> Path:
     per FAITHUB mode (``table2_<mode>.csv``) and Figures 2/3 (``histograms_<mode>.png``). Returns ``dest``."""
     import shutil
 
+    import matplotlib.pyplot as plt
     import pandas as pd
 
     from .plots import plot_bound_histograms
@@ -223,6 +224,5 @@ def export(out: Path | str, dest: Path | str) -> Path:
         table2(df, df.dataset.iloc[0], mode).to_csv(dest / f"table2_{mode}.csv", index=False)
         fig = plot_bound_histograms(df, mode)
         fig.savefig(dest / f"histograms_{mode}.png", dpi=110)
-        import matplotlib.pyplot as plt
         plt.close(fig)
     return dest

@@ -53,6 +53,7 @@ class Explorer:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        from .bounds import as_net
         from .data import eval_subset
         from .models import INPUT_SHAPE
         from .zoo import load_model
@@ -62,7 +63,8 @@ class Explorer:
         self.x, self.y, self.index = eval_subset(self.dataset, self.n_images)
         self.teacher = load_model(self.dataset, "rt").eval()
         self.models = {s: load_model(self.dataset, *resolve_model(self.dataset, s)).eval() for s in self.students}
-        self.input_shape = INPUT_SHAPE[self.dataset]
+        shape = INPUT_SHAPE[self.dataset]
+        self.nets = {name: as_net(m, shape) for name, m in [("rt", self.teacher), *self.models.items()]}
         self.published = _published(self.dataset)
 
     def frame(self, image: int, student: str, eps: float) -> Frame:
@@ -85,7 +87,7 @@ class Explorer:
             worst = (x0 + eps * d1)[None]
             with torch.no_grad():
                 pt, ps = self.teacher(worst).softmax(-1)[0], model(worst).softmax(-1)[0]
-            fu = faithub(self.teacher, model, x0, eps, mode="tight", method="crown").value
+            fu = faithub(self.nets["rt"], self.nets[student], x0, eps, mode="tight", method="crown").value
             pub = self.published.get((student, round(eps, 6), self.index[image]))
             self._cache[key] = Frame(self.dataset, image, student, eps, sl, pt, ps, value, fu, pub)
         return self._cache[key]
@@ -108,18 +110,12 @@ def draw(frame: Frame, fig=None):
     """Render a frame: the gap map (left) and both networks' confidences at the EMPLB point (right)."""
     import matplotlib.pyplot as plt
 
+    from .plots import draw_gap
+
     fig = fig or plt.figure(figsize=(8.6, 3.4))
     fig.clear()
     ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
-    s = frame.slice
-    ext = (float(s.coords[0]), float(s.coords[-1])) * 2
-    im = ax.imshow(s.gap.T.numpy(), origin="lower", extent=ext, vmin=0.0, vmax=1.0, cmap="magma")
-    if s.disagree.any() and not s.disagree.all():
-        ax.contour(s.coords.numpy(), s.coords.numpy(), s.disagree.T.float().numpy(), levels=[0.5],
-                   colors="cyan", linewidths=0.8)
-    ax.plot([1.0], [0.0], marker="*", color="white", markersize=13, markeredgecolor="black", clip_on=False)
-    ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
-    ax.set_ylabel("b (random signs)", fontsize=8)
+    im = draw_gap(ax, frame.slice, marks=False)
     fig.colorbar(im, ax=ax, shrink=0.8)
     k = torch.arange(len(frame.teacher_probs))
     bx.bar(k - 0.2, frame.teacher_probs.numpy(), width=0.4, label="teacher")

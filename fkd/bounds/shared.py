@@ -40,6 +40,19 @@ def _summarise(value: float, t0: float, records: list[NeuronSolve]) -> ModeResul
                       tuple(sorted({r.result.solver for r in records})))
 
 
+def check_tightening(method, tightening):
+    """(Method, Tightening) parsed; tightening None -> the method's default (lp for lp / milp).
+    ValueError if tightening is asked of a method without a solver stage."""
+    from . import Method, Tightening, _default_tightening
+    from ..config import parse
+
+    method = parse(Method, method)
+    tightening = _default_tightening(method) if tightening is None else parse(Tightening, tightening)
+    if method in (Method.INTERVAL, Method.CROWN) and tightening is not Tightening.NONE:
+        raise ValueError(f"tightening {tightening.value} needs method lp or milp, got {method.value}")
+    return method, tightening
+
+
 @dataclass
 class ImageBounds:
     """Bounds over B_eps(x0) of networks that share one image.
@@ -63,14 +76,7 @@ class ImageBounds:
     _diffs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from . import Method, Tightening, _default_tightening
-        from ..config import parse
-
-        self.method = parse(Method, self.method)
-        self.tightening = (_default_tightening(self.method) if self.tightening is None
-                           else parse(Tightening, self.tightening))
-        if self.method in (Method.INTERVAL, Method.CROWN) and self.tightening is not Tightening.NONE:
-            raise ValueError(f"tightening {self.tightening.value} needs method lp or milp, got {self.method.value}")
+        self.method, self.tightening = check_tightening(self.method, self.tightening)
 
     @property
     def _solving(self) -> bool:
