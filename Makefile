@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+MATHJAX := _static/mathjax/tex-svg.js
 
-.PHONY: setup book evaluate verify test test-fast zoo benchmark clean
+.PHONY: setup book lab chromium site-check screenshot evaluate verify test test-fast zoo benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,20 +14,35 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Main job. Until the book lands (issue 5): every zoo model's clean accuracy recomputed, then the
-# quick-profile evaluation (Table 1, EMPLB, fidelity; first 100/100/20 images, PGD-50 x 5) of each
-# dataset into _build/results/quick/<dataset> (resumable), printed beside the paper's numbers.
-book: setup
-	$(PY) -m fkd zoo --evaluate
-	for d in mnist fashion-mnist cifar10; do \
-	  $(PY) -m fkd evaluate --dataset $$d --profile quick --workers 2 --quiet --out _build/results/quick/$$d || exit 1; \
-	done
-	for d in mnist fashion-mnist; do \
-	  $(PY) -m fkd verify --dataset $$d --n-images 20 --method lp --workers 2 --threads 1 --quiet \
-	    --out _build/results/quick/certified-$$d || exit 1; \
-	done
-	$(PY) -m fkd verify --dataset cifar10 --n-images 20 --method crown --workers 2 --threads 1 --quiet \
-	  --out _build/results/quick/certified-cifar10
+# Main job: the book, built from the shipped zoo and results on the quick profile. jupyter-book
+# executes every chapter (cached in _build/.jupyter_cache; the chapters' own runs resume from
+# _build/reproduce) and writes the site to _build/html (open _build/html/index.html).
+book: setup $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . -W --keep-going
+
+# MathJax from the npm registry into _static/ (git-ignored): the built book renders its equations
+# offline (sphinx would load MathJax from a CDN). Without npm the equations stay as TeX source.
+$(MATHJAX):
+	@if command -v npm >/dev/null; then \
+	  mkdir -p _build/npm _static/mathjax && cd _build/npm && npm pack mathjax@3.2.2 --silent >/dev/null && \
+	  tar xzf mathjax-3.2.2.tgz package/es5/tex-svg.js && cp package/es5/tex-svg.js ../../$(MATHJAX); \
+	else echo "npm not found: the book's equations will show as TeX (MathJax cannot be fetched offline)"; fi
+
+# Explore in Jupyter: JupyterLab (not needed by the build or the tests) on the book's notebooks.
+lab: setup
+	$(PY) -m pip install --quiet jupyterlab==4.6.6
+	$(VENV)/bin/jupyter lab book/
+
+# The rendered book checked in headless Chromium (Debian's chromium, installed here if missing).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+site-check: book chromium
+	$(PY) -m pytest -q -m site tests/test_site.py
+
+# The README's picture of the Motivation page, as headless Chromium shows it.
+screenshot: book chromium
+	$(PY) -c "from fkd.site import screenshot; screenshot('_build/html/book/motivation.html', 'book/_static/motivation-page.png')"
 
 # Full-profile evaluation of the shipped zoo (the paper's 1000/1000/100 images) into results/empirical.
 evaluate: setup
@@ -45,13 +61,15 @@ verify: setup
 	$(PY) -m fkd verify --dataset cifar10 --n-images 100 --method crown --workers 2 --threads 1 --quiet \
 	  --out _build/results/certified/cifar10 --export results/certified/cifar10
 
-# The behaviour tests, then every book chapter executed on the quick profile against the shipped zoo (nbval).
+# The behaviour tests, every book chapter executed on the quick profile against the shipped zoo
+# (nbval), then the book built and every chapter page checked in headless Chromium.
 test: setup
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --nbval-lax book/
+	$(MAKE) site-check
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not site"
 
 # Retrain the whole zoo at the full profile (hours on a CPU; resumable: run it again after a kill).
 # Teachers first: every student distils its dataset's zoo teacher.

@@ -141,3 +141,68 @@ def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
     fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)
     fig.suptitle(title or f"confidence gap over a slice of the eps = {eps:g} ball", fontsize=10)
     return fig
+
+
+def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
+    """Eqs. 10 and 11 on one image: each class's softmax interval for teacher and student, and the
+    pair of interval ends that gives FAITHUB.
+
+    Args:
+        fb: ``fkd.bounds.faithub`` result (softmax boxes (K,) of both networks and the value).
+        emplb_point: optional (teacher probs (K,), student probs (K,)) at the EMPLB point, drawn as dots.
+    Returns:
+        a matplotlib Figure (x: class; y: confidence).
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    t, s = fb.teacher_sigma, fb.student_sigma
+    k = torch.arange(t.lower.shape[-1]).numpy()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for box, dx, color, name in ((t, -0.15, "tab:blue", "teacher"), (s, 0.15, "tab:orange", "student")):
+        lo, up = box.lower.numpy(), box.upper.numpy()
+        ax.bar(k + dx, up - lo, bottom=lo, width=0.28, color=color, alpha=0.45, label=f"{name} softmax bounds (eq. 10)")
+    gaps = torch.stack([t.upper - s.lower, s.upper - t.lower])
+    which, cls = divmod(int(gaps.argmax()), gaps.shape[1])
+    hi, lo = ((t.upper, s.lower) if which == 0 else (s.upper, t.lower))
+    ax.annotate("", xy=(cls + 0.33, float(hi[cls])), xytext=(cls + 0.33, float(lo[cls])),
+                arrowprops=dict(arrowstyle="<->", color="black"))
+    ax.text(cls + 0.4, float(lo[cls] + hi[cls]) / 2, f"FAITHUB\n{fb.value:.3f}", fontsize=8, va="center")
+    if emplb_point is not None:
+        pt, ps = emplb_point
+        ax.plot(k - 0.15, pt.numpy(), "o", color="tab:blue", ms=4, label="teacher at the EMPLB point")
+        ax.plot(k + 0.15, ps.numpy(), "o", color="tab:orange", ms=4, label="student at the EMPLB point")
+    ax.set_xticks(k)
+    ax.set_xlabel("class")
+    ax.set_ylabel("confidence")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(title or "softmax bounds of teacher and student over the eps-ball", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sandwich(rows, image: int, mode: str = "tight"):
+    """EMPLB <= delta* <= FAITHUB for one image as eps grows: per student, the band where delta*
+    must lie. Args: ``fkd.verify`` rows holding ``image`` (test-set index). Returns a Figure."""
+    import matplotlib.pyplot as plt
+
+    r = rows[rows.image == image]
+    if r.empty:
+        raise ValueError(f"image {image} is not in these rows; they hold {sorted(rows.image.unique())[:10]} ...")
+    students = sorted(r.student.unique(), key=_student_order)
+    fig, axes = plt.subplots(1, len(students), figsize=(2.4 * len(students), 2.6), sharey=True, squeeze=False)
+    for ax, st in zip(axes[0], students):
+        s = r[r.student == st].sort_values("eps")
+        ax.fill_between(s.eps, s.emplb, s[f"faithub_{mode}"], color="tab:green", alpha=0.25, label="delta* lies here")
+        ax.plot(s.eps, s.emplb, "o-", ms=3, label="EMPLB (attack)")
+        ax.plot(s.eps, s[f"faithub_{mode}"], "s-", ms=3, label=f"FAITHUB ({mode})")
+        ax.set_title(st.split("-a")[0].upper(), fontsize=9)
+        ax.set_xlabel("eps", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("confidence gap")
+    axes[0][0].set_ylim(0, 1.02)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{r.dataset.iloc[0]} test image {image}: the interval that holds delta*", fontsize=10)
+    fig.tight_layout()
+    return fig

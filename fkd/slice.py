@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .attacks import forward
 from .metrics import PAPER_ATTACK, Attack, emplb
+from .runner import torch_threads
 
 
 class Slice(NamedTuple):
@@ -90,6 +91,7 @@ def gap_slice(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, d1
                  sc.reshape(shape), emplb_value)
 
 
+@torch_threads(1)
 def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int | None = 3,
                position: int | None = None, grid: int = 81, seed: int = 0, attack: Attack = PAPER_ATTACK):
     """Figure 1 from the zoo: the gap slices of one image for each student, side by side.

@@ -196,3 +196,43 @@ def fidelity_table(results):
     out["top1_agree"] *= 100
     out["eps"] = [eps_label(e) for e in out.eps]
     return out.round(3)
+
+
+def table5(rows, mode: str = "tight"):
+    """Table 5 (appendix A.4): EMPLB and FAITHUB of the CIFAR-10 FD students by loss weight alpha,
+    mean and std over images per eps, beside the paper's.
+
+    Args:
+        rows: ``fkd.verify`` rows of CIFAR-10 holding FD students (``fd-a0.5``, ``fd-a0.75``, ``fd-a1``).
+    Returns:
+        long DataFrame: eps_label, bound, alpha, n, mean, std, paper_mean, paper_std, diff_mean.
+    """
+    long = verify_long(rows[rows.student.str.startswith("fd-a")], mode)
+    if long.empty:
+        raise ValueError("no FD students (fd-a0.5, fd-a0.75, fd-a1) in these rows")
+    s = summary(long, ("emplb", "faithub"))
+    s["alpha"] = [resolve_model(Dataset.CIFAR10, x)[1] for x in s.student]
+    s["bound"] = s.metric.map({"emplb": "EMPLB", "faithub": "FAITHUB"})
+    ref = paper_table("table5_fd_alpha_ablation_cifar10")
+    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "bound", "alpha"])
+    keys = list(zip(s.eps.round(6), s.bound, s.alpha))
+    for stat in ("mean", "std"):
+        s[f"paper_{stat}"] = [ref[stat].get(k, float("nan")) for k in keys]
+    s["diff_mean"] = s["mean"] - s["paper_mean"]
+    s = s.sort_values(["eps", "bound", "alpha"])
+    cols = ["eps_label", "bound", "alpha", "n", "mean", "std", "paper_mean", "paper_std", "diff_mean"]
+    return s[cols].round(4).reset_index(drop=True)
+
+
+def alpha_accuracy(results):
+    """Robust accuracy (%) and empirical distillation agreement (%) of the CIFAR-10 FD students by
+    alpha, per eps (Table 1's quantities for Table 5's students; the paper gives none)."""
+    rows = results[results.student.str.startswith("fd-a") & results.metric.isin(["correct", "agree"])].copy()
+    if rows.empty:
+        raise ValueError("no FD students (fd-a0.5, fd-a0.75, fd-a1) with Table 1 metrics in these results")
+    rows["alpha"] = [resolve_model(Dataset.CIFAR10, s)[1] for s in rows.student]
+    rows["quantity"] = rows.metric.map({"correct": "robust", "agree": "agree"})
+    t = rows.pivot_table(index="eps", columns=["quantity", "alpha"], values="value", aggfunc="mean") * 100
+    t.index = [eps_label(float(e)) for e in t.index]
+    t.index.name = "eps"
+    return t[["robust", "agree"]].round(1)

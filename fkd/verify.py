@@ -8,6 +8,7 @@ machines, and ``merge`` joins the shards' part files.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -151,18 +152,34 @@ def _part(position: int, eps: float) -> str:
     return f"eps{eps:.6f}/{position:05d}.csv"
 
 
-def _job(cfg_dict: dict, out: str, task: tuple[int, float], threads: int | None):
+def _have(out: Path, task: tuple[int, float]) -> list[dict[str, str]]:
+    """The rows already in a task's part file (none if it does not exist)."""
+    path = out / "parts" / _part(*task)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _job(cfg_dict: dict, out: str, task: tuple[int, float, tuple[str, ...]], threads: int | None):
+    """Compute the students ``task[2]`` of one (image, eps) and add their rows to its part file."""
     if threads:
         torch.set_num_threads(threads)
-    cfg = VerifyConfig(**cfg_dict)
+    position, eps, students = task
+    cfg = VerifyConfig(**{**cfg_dict, "students": students})
     t0 = time.perf_counter()
-    write_csv_atomic(Path(out) / "parts" / _part(*task), run_task(cfg, *task), _columns(cfg))
+    old = _have(Path(out), (position, eps))
+    write_csv_atomic(Path(out) / "parts" / _part(position, eps), old + run_task(cfg, position, eps), _columns(cfg))
     return task, time.perf_counter() - t0
 
 
 def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: str | None = None,
            progress: bool = True):
-    """Run (or resume) ``cfg`` into ``out``; returns every row found there (all shards present)."""
+    """Run (or resume) ``cfg`` into ``out``; returns every row found there (all shards present).
+
+    Resumable and growable: a task (image, eps) is computed for the students its part file lacks
+    only, so adding students, eps or images to an existing run computes just the new rows.
+    """
     from .provenance import record
 
     out = Path(out)
@@ -170,13 +187,19 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
                                                       "limit, tightening, budget, attack or seed differ)")
     provenance = record()
     tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
-    todo = [t for t in tasks if not (out / "parts" / _part(*t)).exists()]
+    # a task is done when its part file holds every student asked for (runs grow in students too)
+    todo = []
+    for t in tasks:
+        have = {r["student"] for r in _have(out, t)}
+        missing = tuple(s for s in cfg.students if s not in have)
+        if missing:
+            todo.append((*t, missing))
     t0 = time.perf_counter()
     timings = run_tasks(_job, todo, (cfg.to_dict(), str(out)), workers=workers, scheduler=scheduler,
                         progress=progress, total=len(tasks), desc=f"verify {cfg.dataset.value}")
     write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(tasks), "computed_now": len(todo),
                        "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers,
-                       "task_seconds": {_part(*t): round(s, 3) for t, s in timings}, **provenance})
+                       "task_seconds": {f"{_part(*t[:2])}:{'+'.join(t[2])}": round(s, 3) for t, s in timings}, **provenance})
     return merge(out, [out])
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import Dataset, model_name, parse, resolve_model
+from .config import PAPER_EPS, Dataset, model_name, parse, resolve_model
 from .metrics import Attack
+from .runner import torch_threads
 from .slice import Slice, directions, gap_slice
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "certified"
@@ -69,8 +70,6 @@ class Explorer:
 
     def frame(self, image: int, student: str, eps: float) -> Frame:
         """The view of image position ``image`` (0 .. n_images - 1), ``student``, radius ``eps``."""
-        from .bounds import faithub
-
         student = model_name(*resolve_model(self.dataset, student))
         if student not in self.models:
             raise ValueError(f"unknown student {student!r}; choose one of: {', '.join(self.models)}")
@@ -80,17 +79,23 @@ class Explorer:
             raise ValueError(f"eps must lie in (0, 1] (pixel units), got {eps}")
         key = (image, student, round(eps, 6))
         if key not in self._cache:
-            x0, model = self.x[image], self.models[student]
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + image)
-            d1, d2, value = directions(self.teacher, model, x0, eps, g, self.attack)
-            sl = gap_slice(self.teacher, model, x0, eps, d1, d2, self.grid, value)
-            worst = (x0 + eps * d1)[None]
-            with torch.no_grad():
-                pt, ps = self.teacher(worst).softmax(-1)[0], model(worst).softmax(-1)[0]
-            fu = faithub(self.nets["rt"], self.nets[student], x0, eps, mode="tight", method="crown").value
-            pub = self.published.get((student, round(eps, 6), self.index[image]))
-            self._cache[key] = Frame(self.dataset, image, student, eps, sl, pt, ps, value, fu, pub)
+            with torch_threads(1):  # tiny networks: one thread, never oversubscribed
+                self._cache[key] = self._compute(image, student, eps)
         return self._cache[key]
+
+    def _compute(self, image: int, student: str, eps: float) -> Frame:
+        from .bounds import faithub
+
+        x0, model = self.x[image], self.models[student]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + image)
+        d1, d2, value = directions(self.teacher, model, x0, eps, g, self.attack)
+        sl = gap_slice(self.teacher, model, x0, eps, d1, d2, self.grid, value)
+        worst = (x0 + eps * d1)[None]
+        with torch.no_grad():
+            pt, ps = self.teacher(worst).softmax(-1)[0], model(worst).softmax(-1)[0]
+        fu = faithub(self.nets["rt"], self.nets[student], x0, eps, mode="tight", method="crown").value
+        pub = self.published.get((student, round(eps, 6), self.index[image]))
+        return Frame(self.dataset, image, student, eps, sl, pt, ps, value, fu, pub)
 
 
 def _published(dataset: Dataset) -> dict:
@@ -131,42 +136,75 @@ def draw(frame: Frame, fig=None):
     return fig
 
 
-def explore(explorer: Explorer | None = None, eps: float = 0.1, max_eps: float | None = None):
-    """An ipywidgets explorer: eps slider, image slider and student picker over ``explorer``
-    (default: MNIST, four students, 20 images). Returns the widget (display it in Jupyter)."""
+def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(Dataset)):
+    """An ipywidgets explorer: dataset and student pickers, eps and image sliders. Explorers of the
+    other datasets are built on first pick (default for ``explorer``: MNIST, four students, 20
+    images). Returns the widget (display it in Jupyter); ``.explorers`` holds them by dataset."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    ex = explorer or Explorer()
-    top = max_eps or (0.2 if ex.dataset is not Dataset.CIFAR10 else 20 / 255)
-    eps_w = w.FloatSlider(value=min(eps, top), min=top / 40, max=top, step=top / 40, description="eps",
-                          readout_format=".3f", continuous_update=False)
-    img_w = w.IntSlider(value=0, min=0, max=ex.n_images - 1, description="image", continuous_update=False)
-    stu_w = w.Dropdown(options=list(ex.models), description="student")
+    explorers = {} if explorer is None else {explorer.dataset: explorer}
+    first = explorer.dataset if explorer is not None else Dataset.MNIST
+    data_w = w.Dropdown(options=[(d.value, d) for d in map(lambda v: parse(Dataset, v), datasets)], value=first,
+                        description="dataset")
+    eps_w = w.FloatSlider(description="eps", readout_format=".3f", continuous_update=False)
+    img_w = w.IntSlider(value=0, min=0, description="image", continuous_update=False)
+    stu_w = w.Dropdown(description="student")
     out = w.Output()
     with plt.ioff():
         fig = plt.figure(figsize=(8.6, 3.4))
 
+    def current() -> Explorer:
+        d = data_w.value
+        if d not in explorers:
+            explorers[d] = Explorer(d, n_images=explorer.n_images if explorer else 20)
+        return explorers[d]
+
+    busy = [False]  # set while the pickers are reset for another dataset
+
     def update(_=None):
+        if busy[0]:
+            return
+        ex = current()
         draw(ex.frame(img_w.value, stu_w.value, eps_w.value), fig)
         out.clear_output(wait=True)
         with out:
             from IPython.display import display
             display(fig)
 
+    def reset(_=None):
+        ex = current()
+        top = max(PAPER_EPS[ex.dataset])  # the paper's largest radius
+        busy[0] = True
+        try:
+            eps_w.max, eps_w.min, eps_w.step = top, top / 40, top / 40
+            eps_w.value = min(max(eps if ex is explorers.get(first) else top / 2, top / 40), top)
+            img_w.max, img_w.value = ex.n_images - 1, min(img_w.value, ex.n_images - 1)
+            stu_w.options = list(ex.models)
+            stu_w.value = list(ex.models)[0]
+        finally:
+            busy[0] = False
+        update()
+
     for c in (eps_w, img_w, stu_w):
         c.observe(update, names="value")
-    update()
-    box = w.VBox([w.HBox([eps_w, img_w, stu_w]), out])
-    box.explorer, box.figure = ex, fig
+    data_w.observe(reset, names="value")
+    reset()
+    box = w.VBox([w.HBox([data_w, stu_w]), w.HBox([eps_w, img_w]), out])
+    box.explorers, box.figure = explorers, fig
     return box
 
 
-def static_explorer(explorer: Explorer, image: int, students, eps_values, dpi: int = 72) -> str:
-    """The explorer for a reader without a kernel: frames precomputed for each student and eps,
-    embedded as PNGs in self-contained HTML with a slider over eps and a student picker (plain
-    JavaScript, nothing loaded from the network). Returns the HTML (display it with
-    ``IPython.display.HTML`` or write it to a file)."""
+def static_explorer(explorer: Explorer, images, students, eps_values, dpi: int = 72) -> str:
+    """The explorer for a reader without a kernel: frames precomputed for each image, student and
+    eps, embedded as PNGs in self-contained HTML with a slider over eps and pickers for image and
+    student (plain JavaScript, nothing loaded from the network).
+
+    Args:
+        images: one image position or a list of them (a picker appears for more than one).
+    Returns:
+        the HTML (display it with ``IPython.display.HTML`` or write it to a file).
+    """
     import base64
     import io
     import json
@@ -174,24 +212,29 @@ def static_explorer(explorer: Explorer, image: int, students, eps_values, dpi: i
 
     import matplotlib.pyplot as plt
 
+    images = [int(images)] if isinstance(images, int) else [int(i) for i in images]
     students = [model_name(*resolve_model(explorer.dataset, s)) for s in students]
     eps_values = [float(e) for e in eps_values]
     frames = {}
     fig = plt.figure(figsize=(8.6, 3.4))
-    for s in students:
-        for e in eps_values:
-            draw(explorer.frame(image, s, e), fig)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi)
-            frames[f"{s}|{e:.6f}"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    for i in images:
+        for s in students:
+            for e in eps_values:
+                draw(explorer.frame(i, s, e), fig)
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=dpi)
+                frames[f"{i}|{s}|{e:.6f}"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     plt.close(fig)
     uid = "fkd" + uuid.uuid4().hex[:8]
     options = "".join(f'<option value="{s}">{s.split("-a")[0].upper()}</option>' for s in students)
+    image_options = "".join(f'<option value="{i}">{i}</option>' for i in images)
+    hidden = "" if len(images) > 1 else ' style="display:none"'
     keys = json.dumps([f"{e:.6f}" for e in eps_values])
     return f"""<div id="{uid}" class="fkd-explorer">
 <label>eps <input type="range" min="0" max="{len(eps_values) - 1}" step="1" value="0" class="eps"></label>
 <span class="eps-label">{eps_values[0]:.3f}</span>
-<label>student <select class="student">{options}</select></label><br>
+<label>student <select class="student">{options}</select></label>
+<label{hidden}>image <select class="image">{image_options}</select></label><br>
 <img class="frame" style="max-width:100%" alt="explorer frame">
 <script>
 (function() {{
@@ -199,13 +242,15 @@ def static_explorer(explorer: Explorer, image: int, students, eps_values, dpi: i
   const frames = {json.dumps(frames)};
   const eps = {keys};
   const slider = root.querySelector(".eps"), pick = root.querySelector(".student");
+  const image = root.querySelector(".image");
   function show() {{
     const e = eps[slider.value];
     root.querySelector(".eps-label").textContent = parseFloat(e).toFixed(3);
-    root.querySelector(".frame").src = frames[pick.value + "|" + e];
+    root.querySelector(".frame").src = frames[image.value + "|" + pick.value + "|" + e];
   }}
   slider.addEventListener("input", show);
   pick.addEventListener("change", show);
+  image.addEventListener("change", show);
   show();
 }})();
 </script></div>"""

@@ -49,6 +49,18 @@ def test_shards_merge_to_the_unsharded_run_and_resume(tmp_path):
         merge(tmp_path / "bad", [tmp_path / "whole", tmp_path / "other"])
 
 
+def test_a_run_grows_in_students_computing_only_the_new_ones(tmp_path):
+    first = verify(cfg(students=("sd",), eps=(0.1,), n_images=2), tmp_path, progress=False)
+    assert set(first.student) == {"sd-a0.5"}
+    grown = verify(cfg(students=("sd", "fd"), eps=(0.1,), n_images=2), tmp_path, progress=False)
+    assert len(grown) == 4 and set(grown.student) == {"sd-a0.5", "fd-a0.5"}
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["computed_now"] == 2 and all(k.endswith(":fd-a0.5") for k in record["task_seconds"])
+    cols = ["emplb", "faithub_paper", "faithub_tight"]
+    pd.testing.assert_frame_equal(grown[grown.student == "sd-a0.5"][cols].reset_index(drop=True),
+                                  first[cols].reset_index(drop=True))
+
+
 def test_an_upper_bound_below_the_attack_is_reported_as_a_bug(tmp_path, monkeypatch):
     import fkd.verify as v
 

@@ -32,7 +32,8 @@ def test_bad_settings_name_the_problem(ex):
 
 def test_moving_a_slider_renders_a_new_frame(ex):
     box = explore(ex, eps=0.1)
-    eps_slider, image_slider, student = box.children[0].children
+    dataset, student = box.children[0].children
+    eps_slider, image_slider = box.children[1].children
     n = len(ex._cache)
     eps_slider.value = eps_slider.min
     image_slider.value = 1
@@ -42,14 +43,26 @@ def test_moving_a_slider_renders_a_new_frame(ex):
     assert len(fig.axes) == 3  # gap map, its colour bar, confidences
 
 
+def test_picking_another_dataset_builds_its_explorer_and_redraws(ex):
+    box = explore(ex, eps=0.1, datasets=("mnist", "fashion-mnist"))
+    dataset, student = box.children[0].children
+    eps_slider, image_slider = box.children[1].children
+    dataset.value = dataset.options[1][1]
+    fm = box.explorers[dataset.value]
+    assert fm.dataset.value == "fashion-mnist" and student.options == tuple(fm.models)
+    assert eps_slider.max == pytest.approx(20 / 255) and image_slider.max == ex.n_images - 1
+    assert box.figure._suptitle.get_text().startswith("fashion-mnist image 0")
+
+
 def test_the_kernel_free_explorer_embeds_every_frame(ex):
     import base64
     import json
     import re
     from fkd.widgets import static_explorer
-    html = static_explorer(ex, 0, ["sd", "fd"], [0.05, 0.1], dpi=30)
+    html = static_explorer(ex, [0, 1], ["sd", "fd"], [0.05, 0.1], dpi=30)
     frames = json.loads(re.search(r"const frames = (\{.*?\});", html).group(1))
-    assert sorted(frames) == ["fd-a0.5|0.050000", "fd-a0.5|0.100000", "sd-a0.5|0.050000", "sd-a0.5|0.100000"]
+    assert sorted(frames) == [f"{i}|{s}|{e}" for i in (0, 1) for s in ("fd-a0.5", "sd-a0.5")
+                              for e in ("0.050000", "0.100000")]
     for uri in frames.values():
         assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'max="1"' in html and "http" not in html  # nothing fetched from the network
