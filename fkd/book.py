@@ -165,7 +165,26 @@ def records_table(records: Iterable[dict[str, Any]]):
     """Run records as a DataFrame, one row per run (for a chapter's provenance cell)."""
     import pandas as pd
 
-    return pd.DataFrame(list(records)).set_index("run")
+    frame = pd.DataFrame(list(records)).set_index("run")
+    frame["students"] = frame.students.str.replace(",", ", ")
+    frame["wall time (min)"] = (frame.pop("wall_time_s").astype(float) / 60).round(1)
+    return frame
+
+
+def zoo_accuracy():
+    """Clean test accuracy (%) of every zoo model beside the paper's (section 6), from the models'
+    own metadata: dataset, model, ours, paper, diff, epochs run, device."""
+    import pandas as pd
+
+    from .zoo import list_zoo, paper_clean_accuracy
+
+    paper = paper_clean_accuracy()
+    rows = [{"dataset": r["dataset"], "model": r["file"].removesuffix(".safetensors"), "ours": r["clean_acc"],
+             "paper": paper.get((r["dataset"], r["method"], r["alpha"])), "epochs run": r["epochs_run"],
+             "device": r["device"]} for r in list_zoo()]
+    frame = pd.DataFrame(rows)
+    frame["diff"] = frame.ours - frame.paper
+    return frame[["dataset", "model", "ours", "paper", "diff", "epochs run", "device"]].round(2)
 
 
 class OneImage(NamedTuple):
