@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--eps", default=None, help="comma list (default: the paper's grid without 0)")
     v.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset")
     v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
-    v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight")
+    v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight (z_j - z_i "
+                   "bounded directly), joint (tight plus teacher and student at one shared x)")
     v.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     v.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve (its proven bound is kept)")
     v.add_argument("--tightening", default=None, help="none, lp or milp per-layer tightening (default: lp "

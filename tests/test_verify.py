@@ -61,6 +61,15 @@ def test_a_run_grows_in_students_computing_only_the_new_ones(tmp_path):
                                   first[cols].reset_index(drop=True))
 
 
+def test_joint_mode_adds_a_column_never_looser_than_tight(tmp_path):
+    rows = verify(cfg(students=("fd",), eps=(0.05,), n_images=2, modes=("paper", "tight", "joint")), tmp_path,
+                  progress=False)
+    assert (rows.emplb <= rows.faithub_joint + 1e-6).all()
+    assert (rows.faithub_joint <= rows.faithub_tight + 1e-12).all() and (rows.seconds_joint > 0).all()
+    with pytest.raises(ValueError, match="unknown DiffMode 'both'|unknown diffmode 'both'"):
+        cfg(modes=("both",))
+
+
 def test_an_upper_bound_below_the_attack_is_reported_as_a_bug(tmp_path, monkeypatch):
     import fkd.verify as v
 

@@ -47,6 +47,7 @@ class Method(str, enum.Enum):
 class DiffMode(str, enum.Enum):
     PAPER = "paper"  # eq. 9 from logit intervals: d_ij in [l_j - u_i, u_j - l_i]
     TIGHT = "tight"  # bound z_j - z_i directly, intersected with the paper bounds
+    JOINT = "joint"  # tight, plus teacher and student at one shared x (fkd.bounds.joint); FAITHUB only
 
 
 class Tightening(str, enum.Enum):
@@ -179,6 +180,9 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         (d_lower, d_upper) (K, K) float64 indexed [i, j], diagonal 0; and the BoundReport.
     """
     mode, method = parse(DiffMode, mode), parse(Method, method)
+    if mode is DiffMode.JOINT:
+        raise ValueError("mode joint bounds a teacher-student pair, not one network: use faithub(..., mode='joint'); "
+                         "per network choose paper or tight")
     net = as_net(model, x0.shape)
     r = report or output_bounds(net, x0, eps, method, solver, time_limit, tightening)
     d_lo, d_up = diff_bounds_from_logits(r.lower, r.upper)
@@ -243,14 +247,26 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
     Args:
         teacher, student: networks with the same number of classes K.
         x0: one image (C, H, W) in [0, 1]; eps: radius in pixel units.
-        mode: paper (eq. 9 from logit intervals) | tight (z_j - z_i bounded directly).
-        method: interval | crown | lp | milp, for both networks.
+        mode: paper (eq. 9 from logit intervals) | tight (z_j - z_i bounded directly) | joint (tight,
+            then both networks at one shared x: ``fkd.bounds.joint``; never looser than tight).
+        method: interval | crown | lp | milp, for both networks (joint: cross bounds by CROWN, or
+            by LP on the joint network for lp / milp).
     Returns:
         Faithub(value in [0, 1], softmax bounds of each network, their BoundReports).
     """
-    sig, reps = [], []
+    mode = parse(DiffMode, mode)
+    per_net = DiffMode.TIGHT if mode is DiffMode.JOINT else mode
+    sig, reps, diffs = [], [], []
     for model in (teacher, student):
-        d_lo, d_up, rep = logit_diff_bounds(model, x0, eps, mode, method, solver, time_limit, tightening)
+        d_lo, d_up, rep = logit_diff_bounds(model, x0, eps, per_net, method, solver, time_limit, tightening)
         sig.append(Box(*softmax_bounds(d_lo, d_up)))
         reps.append(rep)
-    return Faithub(float(faithub_from_sigma(*sig)), sig[0], sig[1], reps[0], reps[1])
+        diffs += [d_lo, d_up]
+    value = float(faithub_from_sigma(*sig))
+    if mode is DiffMode.JOINT:
+        from .joint import cross_bounds, joint_faithub
+
+        cross = "lp" if parse(Method, method) in (Method.LP, Method.MILP) else "crown"
+        cb = cross_bounds(as_net(teacher, x0.shape), as_net(student, x0.shape), x0, eps, cross, solver, time_limit)
+        value = min(value, joint_faithub(*diffs, cb)[0])
+    return Faithub(value, sig[0], sig[1], reps[0], reps[1])

@@ -139,3 +139,21 @@ class ImageBounds:
         else:
             value = float(faithub_from_sigma(t.sigma(), s.sigma()))
         return _summarise(value, t0, t.records[n0[0]:] + s.records[n0[1]:])
+
+    def joint(self, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB with teacher and student at one shared x (``fkd.bounds.joint``): the tight-mode d
+        bounds of each network plus cross bounds on d^t - d^s from the joint network (CROWN; LP on
+        the joint network with lp / milp). Never looser than tight mode (capped by it)."""
+        from .joint import cross_bounds_records, joint_faithub
+
+        t0 = time.perf_counter()
+        tight = self.tight(teacher, student)
+        t, s = self.diffs(teacher), self.diffs(student)
+        cb, records = cross_bounds_records(teacher, student, self.x0, self.eps, "lp" if self._solving else "crown",
+                                           self.solver, self.time_limit)
+        value, _ = joint_faithub(t.lower, t.upper, s.lower, s.upper, cb)
+        done = _summarise(min(value, tight.value), t0, records)
+        status = "failed" if "failed" in (done.status, tight.status) else \
+            "time_limit" if "time_limit" in (done.status, tight.status) else "ok"
+        return ModeResult(done.value, done.seconds, done.solves + tight.solves, status,
+                          tuple(sorted(set(done.solvers) | set(tight.solvers))))
