@@ -191,7 +191,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         cfg = VerifyConfig(args.dataset, tuple(_csv(args.students)), tuple(eps),
                            args.n_images or EVAL_SUBSET_SIZE[args.dataset], method=args.method,
                            modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
-                           tightening=args.tightening, budget=args.budget, seed=args.seed, shard=parse_shard(args.shard))
+                           tightening=args.tightening, budget=args.budget, seed=args.seed, shard=parse_shard(args.shard),
+                           agreement=args.agreement)
         df = verify(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     import pandas as pd
 
@@ -304,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
     v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight (z_j - z_i "
                    "bounded directly), joint (tight plus teacher and student at one shared x)")
+    v.add_argument("--agreement", action="store_true", help="also certify distillation agreement per image "
+                   "(MILP over teacher and student sharing the input): certified, counterexample or unknown")
     v.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     v.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve (its proven bound is kept)")
     v.add_argument("--tightening", default=None, help="none, lp or milp per-layer tightening (default: lp "

@@ -236,3 +236,43 @@ def alpha_accuracy(results):
     t.index = [eps_label(float(e)) for e in t.index]
     t.index.name = "eps"
     return t[["robust", "agree"]].round(1)
+
+
+def agreement_table(rows, empirical=None):
+    """Certified distillation agreement beside the empirical one (Table 1), per eps and student.
+
+    Args:
+        rows: ``fkd.verify`` rows run with ``agreement`` (column ``agreement``: certified,
+            counterexample, unknown, disagree_clean).
+        empirical: optional ``fkd.evaluate`` rows; their per-image ``agree`` on the same images gives
+            the empirical agreement beside it. An image certified here but found disagreeing by the
+            attack there would contradict the proof: AssertionError naming it.
+    Returns:
+        DataFrame: eps_label, student, n, certified %, counterexample %, unknown %, disagree_clean %,
+        and empirical % (same images) when ``empirical`` is given; certified <= empirical <=
+        certified + unknown (a sandwich on the true agreement).
+    """
+    import pandas as pd
+
+    if "agreement" not in rows.columns:
+        raise ValueError("these rows have no certified agreement; run `python -m fkd verify ... --agreement`")
+    r = rows.assign(eps=rows.eps.astype(float).round(6))
+    out = (pd.crosstab([r.eps, r.student], r.agreement, normalize="index") * 100)
+    out = out.reindex(columns=["certified", "counterexample", "unknown", "disagree_clean"], fill_value=0.0)
+    out.columns = [f"{c} %" for c in out.columns]
+    out.insert(0, "n", r.groupby(["eps", "student"]).size())
+    if empirical is not None:
+        e = empirical[empirical.metric == "agree"].assign(eps=empirical.eps.astype(float).round(6))
+        e = e.set_index(["eps", "student", "image"]).value
+        keys = list(zip(r.eps, r.student, r.image))
+        have = [k in e.index for k in keys]
+        emp = pd.Series([float(e[k]) if h else float("nan") for k, h in zip(keys, have)], index=r.index)
+        bad = r[(r.agreement == "certified") & (emp == 0)]
+        if len(bad):
+            b = bad.iloc[0]
+            raise AssertionError(f"image {b.image} ({b.student}, eps {b.eps}) is certified to agree but the attack "
+                                 "found a disagreement: a soundness bug, please report it")
+        out["empirical %"] = (r.assign(emp=emp).groupby(["eps", "student"]).emp.mean() * 100)
+    out = out.reset_index()
+    out.insert(0, "eps_label", [eps_label(e) for e in out.eps])
+    return out.drop(columns="eps").round(1)

@@ -33,7 +33,9 @@ SOUNDNESS_TOL = 1e-6
 @dataclass(frozen=True)
 class VerifyConfig:
     """EMPLB and FAITHUB of ``students`` against the zoo teacher on the first ``n_images`` images
-    of the fixed subset (this shard of them), for every eps and FAITHUB mode."""
+    of the fixed subset (this shard of them), for every eps and FAITHUB mode; with ``agreement``
+    also certified distillation agreement (``fkd.bounds.agreement``: certified, counterexample,
+    unknown, disagree_clean) per image."""
     dataset: Dataset
     students: tuple[str, ...]
     eps: tuple[float, ...]
@@ -47,6 +49,7 @@ class VerifyConfig:
     attack: Attack = PAPER_ATTACK
     seed: int = 0
     shard: tuple[int, int] = (1, 1)
+    agreement: bool = False
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
@@ -80,6 +83,8 @@ class VerifyConfig:
         """Hash of what decides a row's values (students, eps, shard and the image count may differ
         between invocations: a row depends on its image's position in the fixed subset only)."""
         keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "shard", "n_images")}
+        if not self.agreement:  # runs made before the field existed keep their fingerprint
+            keep.pop("agreement")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def images(self) -> list[int]:
@@ -135,6 +140,15 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
                 raise AssertionError(f"soundness violated: EMPLB {lower} > FAITHUB {res.value} ({mode.value}, "
                                      f"{cfg.method.value}) for {cfg.dataset.value} image {idx[position]}, "
                                      f"student {name}, eps {eps}. This is a bug; please report it.")
+        if cfg.agreement:
+            from .bounds.agreement import certify_agreement
+
+            g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "agreement")
+            ag = certify_agreement(teacher, student, t_net, s_net, x0, eps, cfg.solver, cfg.time_limit, cfg.attack, g)
+            row.update(agreement=ag.outcome.value, agreement_by=ag.decided_by, seconds_agreement=round(ag.seconds, 4))
+            if ag.decided_by == "milp":
+                statuses.append("time_limit" if ag.outcome.value == "unknown" else "ok")
+                solvers.add(ag.solver)
         row["status"] = next((s for s in ("failed", "time_limit") if s in statuses), "ok")
         row["solver"] = "+".join(sorted(solvers)) or "none"
         rows.append(row)
@@ -145,7 +159,8 @@ def _columns(cfg: VerifyConfig) -> list[str]:
     modes = [m.value for m in cfg.modes]
     return (["dataset", "teacher", "student", "method", "alpha", "eps", "image", "emplb"]
             + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"]
-            + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes] + ["seed"])
+            + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes]
+            + (["agreement", "agreement_by", "seconds_agreement"] if cfg.agreement else []) + ["seed"])
 
 
 def _part(position: int, eps: float) -> str:

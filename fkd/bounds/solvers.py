@@ -74,6 +74,10 @@ class Session(Protocol):
 
     def maximize(self, cost: np.ndarray, const: float, time_limit: float) -> SolveResult: ...
 
+    def solution(self) -> np.ndarray | None:
+        """The best feasible point (n,) of the last maximisation, None if there is none (a
+        witness to check, e.g. by a forward pass; never a bound)."""
+
 
 def widen(value: float) -> float:
     """The solver bound ``value`` widened upward by the documented safety margin."""
@@ -138,6 +142,9 @@ class GurobiSession:
             dual = m.ObjVal if status is Status.OPTIMAL else None
         return _result(dual, status, t0, self.solver, const, inc)
 
+    def solution(self) -> np.ndarray | None:
+        return np.array(self.x.X, dtype=float) if self.model.SolCount > 0 else None
+
 
 class HighsSession:
     """A highspy model of ``program`` (no size limit)."""
@@ -187,6 +194,11 @@ class HighsSession:
             inc = dual
         return _result(dual, status, t0, self.solver, const, inc)
 
+    def solution(self) -> np.ndarray | None:
+        if self.h.getInfo().primal_solution_status != 2:
+            return None
+        return np.array(self.h.getSolution().col_value, dtype=float)
+
 
 class AutoSession:
     """Gurobi, falling back to HiGHS (one notice) when Gurobi cannot solve this program."""
@@ -214,6 +226,9 @@ class AutoSession:
         except SolverUnavailable as e:
             self._fall_back(str(e))
             return self.inner.maximize(cost, const, time_limit)
+
+    def solution(self) -> np.ndarray | None:
+        return self.inner.solution()
 
 
 def open_session(program: "Program", solver: Solver | str = Solver.AUTO) -> Session:
