@@ -20,7 +20,9 @@ from .runner import torch_threads
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 STUDENTS = ("sd", "ard", "rslad", "fd")
-#: quick profile: (images evaluated for Table 1 and EMPLB, images verified for Table 2)
+#: the book's quick profile: (images evaluated for Table 1 and EMPLB, images verified for Table 2);
+#: smaller than `python -m fkd evaluate --profile quick` (fkd.evaluate.QUICK_IMAGES) so that the
+#: whole book builds in minutes
 QUICK_IMAGES = {Dataset.MNIST: (20, 10), Dataset.FASHION_MNIST: (20, 10), Dataset.CIFAR10: (5, 5)}
 #: the bound method of each dataset's certified run (CIFAR-10's LPs exceed Gurobi's pip licence and
 #: take HiGHS ~10 s per image and student, so its published run is CROWN); quick: CROWN everywhere

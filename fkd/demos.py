@@ -80,16 +80,13 @@ def loss_table(dataset: Dataset | str = Dataset.MNIST, n_images: int = 128, seed
     x, y = _batch(d, n_images)
     teacher = load_model(d, "rt").eval()
     students = {"teacher itself": teacher, **{m.value.upper(): load_model(d, m.value).eval() for m in METHODS}}
-    table = {}
-    for name, model in students.items():
-        for m in METHODS:
-            g = torch.Generator().manual_seed(seed)
-            loss, kl_term = loss_value(d, m, model, teacher, x, y, g)
-            table[(name, "loss")] = {**table.get((name, "loss"), {}), m.value.upper(): loss}
-            table[(name, "KL term")] = {**table.get((name, "KL term"), {}), m.value.upper(): kl_term}
-    frame = pd.DataFrame(table)
-    frame.index.name = "loss"
-    return frame.round(4)
+    rows = [(m.value.upper(), name, *loss_value(d, m, model, teacher, x, y, torch.Generator().manual_seed(seed)))
+            for name, model in students.items() for m in METHODS]
+    long = pd.DataFrame(rows, columns=["loss", "student", "loss value", "KL term"])
+    frame = long.pivot(index="loss", columns="student", values=["loss value", "KL term"])
+    frame = frame.swaplevel(axis=1).rename(columns={"loss value": "loss"}, level=1)
+    order = [(n, q) for n in students for q in ("loss", "KL term")]
+    return frame[order].reindex([m.value.upper() for m in METHODS]).round(4)
 
 
 @torch_threads(1)

@@ -147,7 +147,7 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
             ag = certify_agreement(teacher, student, t_net, s_net, x0, eps, cfg.solver, cfg.time_limit, cfg.attack, g)
             row.update(agreement=ag.outcome.value, agreement_by=ag.decided_by, seconds_agreement=round(ag.seconds, 4))
             if ag.decided_by == "milp":
-                statuses.append("time_limit" if ag.outcome.value == "unknown" else "ok")
+                statuses.append({"optimal": "ok"}.get(ag.status, ag.status))  # time_limit or failed
                 solvers.add(ag.solver)
         row["status"] = next((s for s in ("failed", "time_limit") if s in statuses), "ok")
         row["solver"] = "+".join(sorted(solvers)) or "none"

@@ -145,7 +145,7 @@ def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(D
 
     explorers = {} if explorer is None else {explorer.dataset: explorer}
     first = explorer.dataset if explorer is not None else Dataset.MNIST
-    data_w = w.Dropdown(options=[(d.value, d) for d in map(lambda v: parse(Dataset, v), datasets)], value=first,
+    data_w = w.Dropdown(options=[(parse(Dataset, d).value, parse(Dataset, d)) for d in datasets], value=first,
                         description="dataset")
     eps_w = w.FloatSlider(description="eps", readout_format=".3f", continuous_update=False)
     img_w = w.IntSlider(value=0, min=0, description="image", continuous_update=False)

@@ -256,9 +256,10 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
     """
     mode = parse(DiffMode, mode)
     per_net = DiffMode.TIGHT if mode is DiffMode.JOINT else mode
+    nets = [as_net(m, x0.shape) for m in (teacher, student)]
     sig, reps, diffs = [], [], []
-    for model in (teacher, student):
-        d_lo, d_up, rep = logit_diff_bounds(model, x0, eps, per_net, method, solver, time_limit, tightening)
+    for net in nets:
+        d_lo, d_up, rep = logit_diff_bounds(net, x0, eps, per_net, method, solver, time_limit, tightening)
         sig.append(Box(*softmax_bounds(d_lo, d_up)))
         reps.append(rep)
         diffs += [d_lo, d_up]
@@ -267,6 +268,6 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
         from .joint import cross_bounds, joint_faithub
 
         cross = "lp" if parse(Method, method) in (Method.LP, Method.MILP) else "crown"
-        cb = cross_bounds(as_net(teacher, x0.shape), as_net(student, x0.shape), x0, eps, cross, solver, time_limit)
+        cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit)
         value = min(value, joint_faithub(*diffs, cb)[0])
     return Faithub(value, sig[0], sig[1], reps[0], reps[1])

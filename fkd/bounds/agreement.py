@@ -42,24 +42,28 @@ class Outcome(str, enum.Enum):
 @dataclass(frozen=True)
 class AgreementResult:
     """One image: the outcome, how it was decided (crown | attack | milp | clean), the proven upper
-    bound on the disagreement margin m (nan unless the MILP ran), seconds, solver, and the
-    counterexample point (C, H, W) if there is one."""
+    bound on the disagreement margin m (nan unless the MILP ran), seconds, solver, the MILP's
+    status (optimal | time_limit | failed; none without a MILP), and the counterexample point
+    (C, H, W) if there is one."""
     outcome: Outcome
     decided_by: str
     margin_bound: float
     seconds: float
     solver: str
     point: Tensor | None = None
+    status: str = "none"
 
 
-def _keeps_class(net: Net, box, per_op, c: int) -> bool:
-    """CROWN proves z_c > z_j for every j != c over the box."""
-    k = net.out_dim
-    coef = torch.zeros(k - 1, k, dtype=DTYPE)
-    others = [j for j in range(k) if j != c]
-    coef[torch.arange(k - 1), c] = 1.0
-    coef[torch.arange(k - 1), torch.as_tensor(others)] = -1.0
-    return bool((crown_linear(net, box, coef, per_op).lower[0] > 2 * FP_MARGIN).all())
+def _both_keep_class(joint: Net, box, per_op, c: int) -> bool:
+    """CROWN on the joint network proves z_c > z_j for every j != c, for teacher and student."""
+    k = joint.out_dim // 2
+    others = torch.as_tensor([j for j in range(k) if j != c])
+    coef = torch.zeros(2 * (k - 1), 2 * k, dtype=DTYPE)
+    for part in (0, 1):
+        rows = torch.arange(k - 1) + part * (k - 1)
+        coef[rows, part * k + c] = 1.0
+        coef[rows, part * k + others] = -1.0
+    return bool((crown_linear(joint, box, coef, per_op).lower[0] > 2 * FP_MARGIN).all())
 
 
 def disagreement_program(joint: Net, box, per_op) -> tuple[Program, int]:
@@ -141,9 +145,7 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     box = input_box(x0, eps)
     joint = joint_net(t_net, s_net)
     per_op = crown_bounds(joint, box)
-    t_ops = crown_bounds(t_net, box)
-    s_ops = crown_bounds(s_net, box)
-    if _keeps_class(t_net, box, t_ops, c_t) and _keeps_class(s_net, box, s_ops, c_t):
+    if _both_keep_class(joint, box, per_op, c_t):
         return AgreementResult(Outcome.CERTIFIED, "crown", float("nan"), time.perf_counter() - t0, "none")
     program, m_idx = disagreement_program(joint, box, per_op)
     session = open_session(program, solver)
@@ -151,12 +153,14 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     cost[m_idx] = 1.0
     res = session.maximize(cost, 0.0, time_limit)
     if res.status is not Status.FAILED and res.bound < 0:
-        return AgreementResult(Outcome.CERTIFIED, "milp", res.bound, time.perf_counter() - t0, res.solver)
+        return AgreementResult(Outcome.CERTIFIED, "milp", res.bound, time.perf_counter() - t0, res.solver,
+                               status=res.status.value)
     sol = session.solution()
     if sol is not None and sol[m_idx] > 0:
         point = torch.as_tensor(sol[:t_net.in_dim], dtype=x0.dtype).reshape(x0.shape)
         point = torch.minimum(torch.maximum(point, (x0 - eps).clamp(0, 1)), (x0 + eps).clamp(0, 1))
         if confirmed(point):
             return AgreementResult(Outcome.COUNTEREXAMPLE, "milp", res.bound, time.perf_counter() - t0,
-                                   res.solver, point)
-    return AgreementResult(Outcome.UNKNOWN, "milp", res.bound, time.perf_counter() - t0, res.solver)
+                                   res.solver, point, res.status.value)
+    return AgreementResult(Outcome.UNKNOWN, "milp", res.bound, time.perf_counter() - t0, res.solver,
+                           status=res.status.value)

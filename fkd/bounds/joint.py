@@ -161,10 +161,9 @@ def joint_faithub(t_lower: Tensor, t_upper: Tensor, s_lower: Tensor, s_upper: Te
             if node is not None:
                 heapq.heappush(heap, (-node[0], next(tick), node, (alo, ahi, clo, chi)))
                 best_feasible = max(best_feasible, node[1])
-    nodes = 0
-    bound = 0.0
+    nodes, bound = 0, 0.0
     while heap:
-        neg_ub, _, (ub, lb, ulo, uhi), (alo, ahi, clo, chi) = heapq.heappop(heap)
+        _, _, (ub, _lb, ulo, uhi), (alo, ahi, clo, chi) = heapq.heappop(heap)
         bound = ub
         if ub - best_feasible <= tol or nodes >= max_nodes:
             break
