@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | reproduce``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce``."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,7 @@ def _checkpoint_root() -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from .losses import get_method
     from .train import train
     from .zoo import load_from, model_path, save_model, strip_ext, with_ext, zoo_dir
     from .models import architecture
@@ -26,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        **({"epochs": args.epochs} if args.epochs else {}))
     out = Path(args.out) if args.out else zoo_dir()
     teacher, teacher_info = None, None
-    if cfg.method is not Method.RT:
+    if get_method(cfg.method).uses_teacher:
         stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT)
         teacher, tmeta = load_from(stem)
         weights = with_ext(stem, ".safetensors").read_bytes()
@@ -209,6 +210,45 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """ECE of teacher and students, clean and at the EMPLB points (fkd.calibration)."""
+    import torch
+
+    from .calibration import calibration_config, run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = calibration_config(args.dataset, _csv(args.students), n_images=args.n_images, seed=args.seed,
+                             eps=None if args.eps is None else parse_eps(args.eps))
+    out = run(cfg, args.out, n_bins=args.bins)
+    print(f"calibration of {', '.join(cfg.students)} on {cfg.dataset.value} in {out} (ece.csv, reliability_*.png)")
+    return 0
+
+
+def cmd_exact(args: argparse.Namespace) -> int:
+    """Exact delta* on a small pair (or the zoo's): EMPLB, FAITHUB and delta* per image (fkd.exact_study)."""
+    from .exact_study import ExactConfig, exact_study
+    from .small import get_pair, train_small
+
+    if args.train:
+        pair = get_pair(args.pair)
+        for m in ("rt", *_csv(args.students)):
+            print(f"training {pair.name} {m}")
+            train_small(pair, m, checkpoint_dir=_checkpoint_root() / "small" / f"{pair.name}-{m}", progress=not args.quiet)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    cfg = ExactConfig(dataset=args.dataset, pair=args.pair, students=tuple(_csv(args.students)),
+                      eps=tuple(parse_eps(e) for e in _csv(args.eps)), n_images=args.n_images, tol=args.tol,
+                      time_limit=args.time_limit, bound_method=args.method, global_time_limit=args.global_time_limit,
+                      seed=args.seed)
+    rows = exact_study(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    closed = (rows.status == "closed").sum()
+    print(f"{len(rows)} rows in {Path(args.out) / 'exact.csv'}: {closed} closed to {cfg.tol:g}, "
+          f"median gap {rows.gap.median():.3g}")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Execute the book's chapters with papermill (skipping up-to-date ones; resumable)."""
     from .reproduce import ChapterFailed, reproduce
@@ -240,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the robust teacher (rt) or a student")
     t.add_argument("--dataset", type=_choice(Dataset), required=True, help="mnist, fashion-mnist or cifar10")
-    t.add_argument("--method", type=_choice(Method), required=True, help="rt, sd, ard, rslad or fd")
+    t.add_argument("--method", type=_choice(Method), required=True, help="rt, sd, ard, rslad, fd; related: kdiga, tfkd, fdboth")
     t.add_argument("--alpha", type=float, default=None, help="distillation weight (default: the paper's)")
     t.add_argument("--profile", type=_choice(Profile), default=Profile.FULL, help="quick or full (default)")
     t.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
@@ -322,6 +362,35 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 2 and histograms here")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_verify)
+    c = sub.add_parser("calibrate", help="ECE of teacher and students, clean and at the EMPLB points")
+    c.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
+    c.add_argument("--students", default="sd,ard,rslad,fd,kdiga,tfkd,fdboth")
+    c.add_argument("--eps", default=None, help="EMPLB radius (default: 0.1 MNIST, 8/255 otherwise)")
+    c.add_argument("--n-images", type=int, default=1000, help="first N images of the fixed subset")
+    c.add_argument("--bins", type=int, default=15, help="equal-width confidence bins")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=int, default=0)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_calibrate)
+    x = sub.add_parser("exact", help="exact delta* (branch and bound, global MINLP) beside EMPLB and FAITHUB")
+    x.add_argument("--pair", default="mnist-7x7", help="a small pair (mnist-7x7) or zoo (the paper's networks)")
+    x.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
+    x.add_argument("--train", action="store_true", help="train the small pair first (teacher, then students)")
+    x.add_argument("--students", default="sd,fd")
+    x.add_argument("--eps", default="0.02,0.05,0.1")
+    x.add_argument("--n-images", type=int, default=5, help="first N images of the fixed subset")
+    x.add_argument("--tol", type=float, default=1e-3, help="stop when upper - lower <= tol")
+    x.add_argument("--time-limit", type=float, default=60.0, help="branch-and-bound seconds per (image, student)")
+    x.add_argument("--global-time-limit", type=float, default=30.0,
+                   help="Gurobi global MINLP seconds per (class, sign); 0 skips it")
+    x.add_argument("--method", default="lp", help="FAITHUB beside it: lp or crown")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--workers", type=int, default=1)
+    x.add_argument("--scheduler", default=None)
+    x.add_argument("--threads", type=int, default=0)
+    x.add_argument("--out", required=True)
+    x.add_argument("--quiet", action="store_true")
+    x.set_defaults(func=cmd_exact)
     r = sub.add_parser("reproduce", help="execute the book's chapters with papermill (skips up-to-date ones)")
     r.add_argument("--profile", type=_choice(Profile), default=Profile.QUICK, help="quick or full")
     r.add_argument("--chapters", default=None, help="comma list of chapter names (default: all in _toc.yml)")

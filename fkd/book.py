@@ -91,8 +91,19 @@ class Experiment:
         return verify(self.verify_config(), self.out / self.dataset.value / "certified", workers=self.workers,
                       progress=False)
 
+    @torch_threads(1)
+    def beyond(self, time_limit: float = 10.0):
+        """Certified agreement and joint FAITHUB (issue 7) on the verified images: ``fkd.verify`` rows
+        with faithub_tight, faithub_joint and the agreement columns, resumable in ``out/<dataset>/beyond``."""
+        from dataclasses import replace
+
+        from .verify import verify
+
+        cfg = replace(self.verify_config(), modes=("tight", "joint"), agreement=True, time_limit=time_limit)
+        return verify(cfg, self.out / self.dataset.value / "beyond", workers=self.workers, progress=False)
+
     def record(self, kind: str = "empirical"):
-        """The run record of this experiment's ``kind`` run (empirical | certified), as ``provenance``."""
+        """The run record of this experiment's ``kind`` run (empirical | certified | beyond), as ``provenance``."""
         return provenance(self.out / self.dataset.value / kind)
 
 

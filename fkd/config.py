@@ -27,6 +27,10 @@ class Method(str, enum.Enum):
     ARD = "ard"      # adversarially robust distillation (eq. 4)
     RSLAD = "rslad"  # robust soft label adversarial distillation (eq. 5)
     FD = "fd"        # faithful distillation (eq. 12)
+    # related methods (issue 8; not in the paper, our hyper-parameters in RELATED_HPARAMS)
+    KDIGA = "kdiga"    # distillation + input-gradient alignment (Shao et al. 2021)
+    TFKD = "tfkd"      # adversarial teacher-free distillation, manually designed virtual teacher
+    FDBOTH = "fdboth"  # FD with a KL (not CE) term at the clean point: KL at both points
 
 
 class Profile(str, enum.Enum):
@@ -74,6 +78,40 @@ PAPER_HPARAMS: dict[tuple[Dataset, Method], tuple[float | None, float, float, fl
     (Dataset.CIFAR10, Method.RSLAD): (2, 0.0, 0.1, 0.1 / 16, 0.5),
     (Dataset.CIFAR10, Method.FD): (2, 0.0, 0.1, 0.1 / 32, 1.0),
 }
+
+#: Our choices for the related methods (issue 8), NOT the paper's: same layout as PAPER_HPARAMS.
+#: lr and weight decay are FD's of each dataset; KDIGA's T and alpha are FD's (its KL is SD's, at the
+#: clean point); TFKD's T = 20 softens the virtual teacher (the notes give no value) and its alpha
+#: weighs the virtual-teacher KL against the adversarial CE; FDBOTH is FD's row (on CIFAR-10, alpha 1,
+#: it equals FD, so it is not trained there).
+RELATED_HPARAMS: dict[tuple[Dataset, Method], tuple[float | None, float, float, float, float | None]] = {
+    **{(d, m): (2, 0.001, 0.04, 0.04 / 16, 0.5) for d, m in
+       [(Dataset.MNIST, Method.KDIGA), (Dataset.MNIST, Method.FDBOTH)]},
+    (Dataset.MNIST, Method.TFKD): (20, 0.001, 0.04, 0.04 / 16, 0.5),
+    **{(d, m): (2, 0.001, 0.02, 0.02 / 32, 0.5) for d, m in
+       [(Dataset.FASHION_MNIST, Method.KDIGA), (Dataset.FASHION_MNIST, Method.FDBOTH)]},
+    (Dataset.FASHION_MNIST, Method.TFKD): (20, 0.001, 0.02, 0.02 / 32, 0.5),
+    (Dataset.CIFAR10, Method.KDIGA): (2, 0.0, 0.1, 0.1 / 32, 0.5),
+    (Dataset.CIFAR10, Method.TFKD): (20, 0.0, 0.1, 0.1 / 32, 0.5),
+}
+
+#: Method-specific parameters of the related methods (our choices): KDIGA's weight of the
+#: input-gradient alignment ||grad_x CE(f_s(x), y) - grad_x CE(f_t(x), y)||_2 and TFKD's virtual
+#: teacher probability of the true class (the notes: a in [0.9, 1]).
+RELATED_PARAMS: dict[Method, dict[str, float]] = {
+    Method.KDIGA: {"iga_weight": 1.0},
+    Method.TFKD: {"true_prob": 0.9},
+}
+
+
+def hparams(dataset: Dataset, method: Method) -> tuple[float | None, float, float, float, float | None]:
+    """(T, weight decay, lr0, lr_min, alpha) of a (dataset, method): the paper's, else our related row."""
+    key = (parse(Dataset, dataset), parse(Method, method))
+    row = PAPER_HPARAMS.get(key) or RELATED_HPARAMS.get(key)
+    if row is None:
+        raise ValueError(f"{key[1].value} has no hyper-parameters on {key[0].value}")
+    return row
+
 
 #: The evaluation eps grid of section 6 (pixel units), with eps = 0 (clean) first as in Table 1.
 PAPER_EPS = {
@@ -135,6 +173,8 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     profile: Profile = Profile.FULL
+    iga_weight: float | None = None
+    true_prob: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", parse(Dataset, self.dataset))
@@ -147,6 +187,12 @@ class TrainConfig:
             raise ValueError(f"alpha must lie in [0, 1] for {self.method.value}, got {self.alpha}")
         if not 0.0 <= self.eps <= 1.0:
             raise ValueError(f"training eps must lie in [0, 1] (pixel units), got {self.eps}")
+        for key, value in (("iga_weight", self.iga_weight), ("true_prob", self.true_prob)):
+            needed = key in RELATED_PARAMS.get(self.method, {})
+            if needed != (value is not None):
+                raise ValueError(f"{key} is {'required' if needed else 'not used'} by {self.method.value}")
+        if self.true_prob is not None and not 0.0 < self.true_prob < 1.0:
+            raise ValueError(f"true_prob must lie in (0, 1), got {self.true_prob}")
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1 or self.steps < 0:
             raise ValueError("epochs, patience and batch_size must be positive and steps >= 0")
 
@@ -156,8 +202,11 @@ class TrainConfig:
         return model_name(self.method, self.alpha)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields; the related methods' parameters only where set (older runs keep their
+        fingerprints)."""
         d = dataclasses.asdict(self)
-        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in d.items()}
+        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in d.items()
+                if not (k in ("iga_weight", "true_prob") and v is None)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -183,7 +232,7 @@ def resolve_model(dataset: Dataset | str, name: str) -> tuple[Method, float | No
             raise ValueError(f"the robust teacher takes no alpha: write 'rt', not {name!r}")
         return method, None
     if not sep:
-        return method, PAPER_HPARAMS[(dataset, method)][4]
+        return method, hparams(dataset, method)[4]
     try:
         alpha = float(tail)
     except ValueError:
@@ -202,10 +251,10 @@ def train_config(dataset: Dataset | str, method: Method | str, *, profile: Profi
         overrides: any other TrainConfig field.
     """
     dataset, method, profile = parse(Dataset, dataset), parse(Method, method), parse(Profile, profile)
-    temperature, wd, lr0, lr_min, paper_alpha = PAPER_HPARAMS[(dataset, method)]
+    temperature, wd, lr0, lr_min, paper_alpha = hparams(dataset, method)
     eps, step = TRAIN_ATTACK[dataset]
     epochs, patience = PAPER_EPOCHS[dataset]
-    adversarial = method is not Method.SD
+    adversarial = method not in (Method.SD, Method.KDIGA)  # the methods without an inner maximisation
     # eps warm-up (not in the paper): without it PGD training collapsed the MNIST MLP and the
     # CIFAR-10 CNN to chance accuracy here; F-MNIST at 8/255 trains without one
     warmup = {Dataset.MNIST: 5, Dataset.FASHION_MNIST: 0, Dataset.CIFAR10: 10}[dataset] if adversarial else 0
@@ -218,6 +267,7 @@ def train_config(dataset: Dataset | str, method: Method | str, *, profile: Profi
         dataset=dataset, method=method, alpha=(alpha if alpha is not None else paper_alpha),
         temperature=temperature, weight_decay=wd, lr0=lr0, lr_min=lr_min, epochs=epochs,
         patience=patience, eps=eps, step_size=step, eps_warmup_epochs=warmup,
-        augment=dataset is Dataset.CIFAR10, n_train=n_train, seed=seed, profile=profile)
+        augment=dataset is Dataset.CIFAR10, n_train=n_train, seed=seed, profile=profile,
+        **RELATED_PARAMS.get(method, {}))
     fields.update(overrides)
     return TrainConfig(**fields)

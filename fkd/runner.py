@@ -71,6 +71,30 @@ def run_tasks(job: Callable[..., tuple[Any, float]], tasks: Sequence[Any], args:
     return results
 
 
+def run_growing(job: Callable[..., tuple[Any, float]], cfg: Any, out: Path, tasks: Sequence[tuple], students: Sequence[str],
+                have: Callable[[tuple], Iterable[dict[str, Any]]], *, workers: int = 1, scheduler: str | None = None,
+                progress: bool = True, desc: str = "tasks", provenance: dict[str, Any] | None = None) -> None:
+    """Run every task whose part file lacks some of ``students`` (runs resume and grow in students,
+    eps and images), as ``job(cfg.to_dict(), out, (*task, missing students), threads)``, then write
+    the run record. ``have(task)``: the rows already in the task's part file."""
+    from .provenance import record
+
+    provenance = provenance or record()
+    todo = []
+    for t in tasks:
+        done = {r["student"] for r in have(t)}
+        missing = tuple(s for s in students if s not in done)
+        if missing:
+            todo.append((*t, missing))
+    t0 = time.perf_counter()
+    timings = run_tasks(job, todo, (cfg.to_dict(), str(out)), workers=workers, scheduler=scheduler,
+                        progress=progress, total=len(tasks), desc=desc)
+    write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(tasks), "computed_now": len(todo),
+                       "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers,
+                       "task_seconds": {f"eps{t[1]:.6f}/{t[0]:05d}.csv:{'+'.join(t[2])}": round(sec, 3) for t, sec in timings},
+                       **provenance})
+
+
 def check_out(out: Path, fingerprint: str, config: dict[str, Any], fix: str) -> None:
     """Refuse to mix rows of a different config into ``out``; record the config otherwise."""
     out.mkdir(parents=True, exist_ok=True)

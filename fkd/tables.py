@@ -30,6 +30,8 @@ def _paper_column(dataset: Dataset, student: str) -> str | None:
     """The paper's column name (SD, ..., FD) of a zoo model, or None if the paper has no such model
     (a student at another alpha than the paper's)."""
     method, alpha = resolve_model(dataset, student)
+    if method.value.upper() not in ORDER:  # a related method (issue 8): not in the paper's tables
+        return None
     if method is not Method.RT and resolve_model(dataset, method.value)[1] != alpha:
         return None
     return method.value.upper()

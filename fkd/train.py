@@ -1,4 +1,4 @@
-"""The resumable trainer: robust teacher (Madry) and distilled students (SD, ARD, RSLAD, FD).
+"""The resumable trainer: robust teacher (Madry) and distilled students (SD, ARD, RSLAD, FD; KDIGA, TFKD, FDBOTH).
 
 SGD with momentum, one cosine cycle lr0 -> lr_min over ``cfg.epochs``, early stopping on clean
 test accuracy with ``cfg.patience`` (the paper selects on the test set; so do we, and say so), a
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .attacks import pgd
 from .config import Dataset, Method, TrainConfig
 from .data import load_split, to_float
-from .losses import Logits, get_method
+from .losses import Logits, get_method, input_gradient
 from .metrics import clean_accuracy
 from .models import architecture, build
 from .provenance import record
@@ -80,8 +80,11 @@ def train_step(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None, 
                eps: float, step_size: float, g: torch.Generator) -> Tensor:
     """One batch: the method's inner maximisation (PGD), then its loss. Returns the loss (scalar)."""
     spec = get_method(cfg.method)
-    t_clean = None
-    if "teacher_clean" in spec.needs:
+    t_clean = s_clean = s_grad = t_grad = None
+    if "teacher_grad" in spec.needs:  # KDIGA: input gradients of CE, the student's for a double backward
+        t_clean, t_grad = input_gradient(teacher, x, y, create_graph=False)
+        s_clean, s_grad = input_gradient(student, x, y, create_graph=True)
+    elif "teacher_clean" in spec.needs:
         with torch.no_grad():
             t_clean = teacher(x)
     x_adv = None
@@ -95,10 +98,11 @@ def train_step(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None, 
     if "teacher_adv" in spec.needs:
         with torch.no_grad():
             t_adv = teacher(x_adv)
-    z = Logits(student_clean=student(x) if "student_clean" in spec.needs else None,
-               student_adv=student(x_adv) if "student_adv" in spec.needs else None,
-               teacher_clean=t_clean, teacher_adv=t_adv)
-    return spec.loss(z, y, cfg.alpha, cfg.temperature)
+    if s_clean is None and "student_clean" in spec.needs:
+        s_clean = student(x)
+    z = Logits(student_clean=s_clean, student_adv=student(x_adv) if "student_adv" in spec.needs else None,
+               teacher_clean=t_clean, teacher_adv=t_adv, student_grad=s_grad, teacher_grad=t_grad)
+    return spec.loss_of(z, y, cfg)
 
 
 def _patience_spent(cfg: TrainConfig, state: dict[str, Any]) -> bool:
@@ -116,7 +120,8 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData | None = None,
           checkpoint_dir: Path | str | None = None, device: str | torch.device = "cpu",
           progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
-          channels_last: bool | None = None, time_budget_s: float | None = None) -> TrainResult:
+          channels_last: bool | None = None, time_budget_s: float | None = None,
+          init: nn.Sequential | None = None) -> TrainResult:
     """Train one model by ``cfg``; resume from ``checkpoint_dir`` if it holds a checkpoint of this run.
 
     Args:
@@ -127,19 +132,21 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
             benchmarks/train_throughput.py); None turns it on for models with a Conv2d.
         time_budget_s: stop after the first epoch that ends past this many seconds of this call; the
             result is marked ``status="partial"`` and calling again with the same checkpoint resumes.
+        init: the freshly initialised model to train (not modified); None builds the dataset's
+            architecture from ``cfg.seed`` (the small pairs of ``fkd.small`` pass their own).
 
     Returns:
         The best-test-accuracy model (eval mode, on CPU) and its metadata.
     """
     device = torch.device(device)
     spec = get_method(cfg.method)
-    if cfg.method is not Method.RT and teacher is None:
+    if spec.uses_teacher and teacher is None:
         raise ValueError(f"{cfg.method.value} distils a teacher: pass teacher= (the zoo's is fkd.load_model"
                          f"({cfg.dataset.value!r}, 'rt'))")
     data = data or TrainData.load(cfg.dataset, cfg.n_train)
     if cfg.n_train is not None and data.train_x.shape[0] > cfg.n_train:
         data = TrainData(data.train_x[:cfg.n_train], data.train_y[:cfg.n_train], data.test_x, data.test_y)
-    model = _init_model(cfg)
+    model = _init_model(cfg) if init is None else copy.deepcopy(init)
     if channels_last is None:
         channels_last = any(isinstance(m, nn.Conv2d) for m in model.modules())
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -24,7 +24,7 @@ from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
 from .bounds.shared import ImageBounds, check_tightening
 from .config import Dataset, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
+from .runner import check_out, run_growing, task_generator, write_csv_atomic
 
 #: a bound may never sit below the attack's value; beyond this slack a violation is a bug and is raised
 SOUNDNESS_TOL = 1e-6
@@ -202,19 +202,8 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
                                                       "limit, tightening, budget, attack or seed differ)")
     provenance = record()
     tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
-    # a task is done when its part file holds every student asked for (runs grow in students too)
-    todo = []
-    for t in tasks:
-        have = {r["student"] for r in _have(out, t)}
-        missing = tuple(s for s in cfg.students if s not in have)
-        if missing:
-            todo.append((*t, missing))
-    t0 = time.perf_counter()
-    timings = run_tasks(_job, todo, (cfg.to_dict(), str(out)), workers=workers, scheduler=scheduler,
-                        progress=progress, total=len(tasks), desc=f"verify {cfg.dataset.value}")
-    write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(tasks), "computed_now": len(todo),
-                       "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers,
-                       "task_seconds": {f"{_part(*t[:2])}:{'+'.join(t[2])}": round(s, 3) for t, s in timings}, **provenance})
+    run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers, scheduler=scheduler,
+                progress=progress, desc=f"verify {cfg.dataset.value}", provenance=provenance)
     return merge(out, [out])
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import PAPER_HPARAMS, Dataset, Method, model_name, parse
+from .config import Dataset, Method, hparams, model_name, parse
 from .models import build
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
@@ -47,7 +47,7 @@ def model_path(dataset: Dataset | str, method: Method | str, alpha: float | None
     """Path stem (no suffix) of a zoo model; ``alpha=None`` is the paper's alpha for the row."""
     dataset, method = parse(Dataset, dataset), parse(Method, method)
     if alpha is None:
-        alpha = PAPER_HPARAMS[(dataset, method)][4]
+        alpha = hparams(dataset, method)[4]
     return (root or zoo_dir()) / dataset.value / model_name(method, alpha)
 
 
@@ -83,7 +83,7 @@ def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None
     """A ready, eval-mode ``nn.Sequential`` from the zoo, e.g. ``load_model("mnist", "fd")``.
 
     Args:
-        dataset: mnist, fashion-mnist or cifar10. method: rt, sd, ard, rslad or fd.
+        dataset: mnist, fashion-mnist or cifar10. method: rt, sd, ard, rslad or fd (related: kdiga, tfkd, fdboth).
         alpha: the student's distillation weight; None is the paper's (CIFAR-10 FD also has 0.5, 0.75).
     """
     return load_from(model_path(dataset, method, alpha, root))[0]

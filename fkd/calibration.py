@@ -1,0 +1,270 @@
+"""Relative calibration, the paper's "connection to model calibration" (issue 8).
+
+The paper calls a student *relatively calibrated* to its teacher when their confidences agree near
+the data (section 3). Classical calibration asks whether a model's confidence matches its accuracy.
+This module measures the second for teacher and student side by side, at the same points: the
+clean test images and each (teacher, student) pair's EMPLB point (the point where PGD found the
+largest ||f_t - f_s||_inf, ``fkd.metrics.emplb``), so a student that is faithful there should also
+be about as calibrated as its teacher there.
+
+Expected calibration error (Guo et al. 2017) with ``n_bins`` equal-width confidence bins: image i
+falls in bin b = ceil(c_i * n_bins) - 1 (bins (b/n, (b+1)/n], the first one also holding 0), where
+c_i = max_k p_ik is the top-1 confidence, and
+
+    ECE = sum_b |B_b| / N * |accuracy(B_b) - mean confidence(B_b)|,
+
+in [0, 1] (empty bins contribute 0). Per-image rows are kept, so any bin count can be recomputed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+
+from .config import Dataset, eps_label, model_name, parse, resolve_model
+from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
+from .runner import task_generator, torch_threads, write_record
+
+#: The paper's main radius per dataset (pixel units): where the chapters compare the students.
+MAIN_EPS = {Dataset.MNIST: 0.1, Dataset.FASHION_MNIST: 8 / 255, Dataset.CIFAR10: 8 / 255}
+N_BINS = 15
+COLUMNS = ["dataset", "student", "point", "eps", "image", "label", "model", "confidence", "predicted"]
+
+
+def _bins(confidence: Tensor, n_bins: int) -> Tensor:
+    """Bin index (N,) of top-1 confidences (N,) in [0, 1]: (b/n, (b+1)/n] -> b, 0 -> 0."""
+    return (torch.ceil(confidence.double() * n_bins).long() - 1).clamp(0, n_bins - 1)
+
+
+def reliability(confidence: Tensor, correct: Tensor, n_bins: int = N_BINS):
+    """Per-bin reliability data of one model: the bars of a reliability diagram.
+
+    Args:
+        confidence: (N,) top-1 confidences in [0, 1]. correct: (N,) bool, top-1 prediction right.
+    Returns:
+        DataFrame with one row per bin: bin, lo, hi, count, confidence (mean), accuracy (NaN where empty).
+    """
+    import pandas as pd
+
+    b = _bins(confidence, n_bins)
+    count = torch.bincount(b, minlength=n_bins).double()
+    conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, b, confidence.double())
+    acc = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, b, correct.double())
+    nan = torch.full_like(count, float("nan"))
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    return pd.DataFrame({"bin": range(n_bins), "lo": edges[:-1].numpy(), "hi": edges[1:].numpy(),
+                         "count": count.long().numpy(),
+                         "confidence": torch.where(count > 0, conf / count.clamp(min=1), nan).numpy(),
+                         "accuracy": torch.where(count > 0, acc / count.clamp(min=1), nan).numpy()})
+
+
+def ece(confidence: Tensor, correct: Tensor, n_bins: int = N_BINS) -> float:
+    """Expected calibration error of top-1 confidences (N,) against correctness (N,) bool, in [0, 1]."""
+    r = reliability(confidence, correct, n_bins)
+    r = r[r["count"] > 0]
+    return float((r["count"] * (r["accuracy"] - r["confidence"]).abs()).sum() / max(int(r["count"].sum()), 1))
+
+
+def ece_of_probs(probs: Tensor, labels: Tensor, n_bins: int = N_BINS) -> float:
+    """ECE of predicted distributions (N, K) against labels (N,)."""
+    conf, pred = probs.max(-1)
+    return ece(conf, pred == labels, n_bins)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """One calibration run: the students of one dataset, clean and at the EMPLB points of ``eps``."""
+    dataset: Dataset
+    students: tuple[str, ...]
+    eps: float
+    n_images: int = 1000
+    teacher: str = "rt"
+    attack: Attack = field(default_factory=lambda: PAPER_ATTACK)
+    strategy: EmplbStrategy = EmplbStrategy.BOTH
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        d = parse(Dataset, self.dataset)
+        object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
+        object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
+        if not self.students or "rt" in self.students or not 0 <= self.eps <= 1 or self.n_images < 1:
+            raise ValueError("name at least one student (not rt), eps in [0, 1] and n_images >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {**d, "dataset": self.dataset.value, "strategy": self.strategy.value, "students": list(self.students)}
+
+
+def calibration_config(dataset: Dataset | str, students: Iterable[str], *, eps: float | None = None,
+                       n_images: int = 1000, seed: int = 0) -> CalibrationConfig:
+    """The chapter's run: ``eps`` defaults to the dataset's main radius (0.1 MNIST, 8/255 otherwise)."""
+    d = parse(Dataset, dataset)
+    return CalibrationConfig(d, tuple(students), MAIN_EPS[d] if eps is None else eps, n_images, seed=seed)
+
+
+def _rows(cfg: CalibrationConfig, student: str, point: str, image: Tensor, y: Tensor,
+          probs: dict[str, Tensor]) -> list[dict[str, Any]]:
+    eps = cfg.eps if point == "emplb" else 0.0
+    out = []
+    for model, p in probs.items():
+        conf, pred = p.max(-1)
+        out += [{"dataset": cfg.dataset.value, "student": student, "point": point, "eps": eps,
+                 "image": int(image[i]), "label": int(y[i]), "model": model, "confidence": float(conf[i]),
+                 "predicted": int(pred[i])} for i in range(len(y))]
+    return out
+
+
+@torch_threads(1)
+def calibration_rows(cfg: CalibrationConfig, zoo_root: Path | None = None, batch: int = 250) -> list[dict[str, Any]]:
+    """Per-image top-1 confidence and prediction of teacher and student, clean and at each pair's
+    EMPLB point (``fkd.metrics.emplb``, the paper's attack, both objectives).
+
+    Returns:
+        rows with COLUMNS; ``point`` clean or emplb, ``model`` teacher or student.
+    """
+    from .data import eval_subset
+    from .zoo import load_model
+
+    x, y, idx = eval_subset(cfg.dataset, cfg.n_images)
+    teacher = load_model(cfg.dataset, *resolve_model(cfg.dataset, cfg.teacher), root=zoo_root).requires_grad_(False)
+    rows: list[dict[str, Any]] = []
+    for name in cfg.students:
+        student = load_model(cfg.dataset, *resolve_model(cfg.dataset, name), root=zoo_root).requires_grad_(False)
+        for a in range(0, len(y), batch):
+            xb, yb, ib = x[a:a + batch], y[a:a + batch], idx[a:a + batch]
+            g = task_generator(cfg.seed, cfg.dataset.value, name, cfg.eps, a, "calibration")
+            point = emplb(teacher, student, xb, cfg.eps, cfg.attack, cfg.strategy, g).point
+            with torch.no_grad():
+                for kind, pts in (("clean", xb), ("emplb", point)):
+                    probs = {"teacher": teacher(pts).softmax(-1), "student": student(pts).softmax(-1)}
+                    rows += _rows(cfg, name, kind, ib, yb, probs)
+    return rows
+
+
+def ece_table(rows, n_bins: int = N_BINS):
+    """ECE of teacher and student and their difference per (dataset, student, point).
+
+    Args:
+        rows: DataFrame of ``calibration_rows`` (COLUMNS).
+    Returns:
+        DataFrame: dataset, student, point, eps, eps_label, n, acc_teacher, acc_student, conf_teacher,
+        conf_student, ece_teacher, ece_student, ece_diff (student - teacher), top1_agree.
+    """
+    import pandas as pd
+
+    out = []
+    for (d, s, p), g in rows.groupby(["dataset", "student", "point"], sort=False):
+        w = g.pivot_table(index="image", columns="model", values=["confidence", "predicted"])
+        label = g.groupby("image").label.first().reindex(w.index)
+        r: dict[str, Any] = {"dataset": d, "student": s, "point": p, "eps": float(g.eps.iloc[0]),
+                             "eps_label": eps_label(float(g.eps.iloc[0])), "n": len(w)}
+        for m in ("teacher", "student"):
+            conf = torch.tensor(w[("confidence", m)].to_numpy())
+            correct = torch.tensor((w[("predicted", m)].to_numpy() == label.to_numpy()))
+            r[f"acc_{m}"], r[f"conf_{m}"] = float(correct.double().mean()), float(conf.mean())
+            r[f"ece_{m}"] = ece(conf, correct, n_bins)
+        r["ece_diff"] = r["ece_student"] - r["ece_teacher"]
+        r["top1_agree"] = float((w[("predicted", "teacher")] == w[("predicted", "student")]).mean())
+        out.append(r)
+    return pd.DataFrame(out).round(4)
+
+
+def reliability_table(rows, n_bins: int = N_BINS):
+    """Per-bin reliability data of every (dataset, student, point, model) in ``rows`` (long DataFrame)."""
+    import pandas as pd
+
+    parts = []
+    for (d, s, p, m), g in rows.groupby(["dataset", "student", "point", "model"], sort=False):
+        conf = torch.tensor(g.confidence.to_numpy())
+        r = reliability(conf, torch.tensor((g.predicted == g.label).to_numpy()), n_bins)
+        parts.append(r.assign(dataset=d, student=s, point=p, model=m))
+    return pd.concat(parts, ignore_index=True)
+
+
+def plot_reliability(rel, students: Iterable[str], point: str = "clean", title: str = ""):
+    """Reliability diagrams, one panel per student: teacher and student accuracy per confidence bin
+    against the diagonal (perfect calibration); bar width is the bin, bar height its accuracy.
+
+    Args:
+        rel: ``reliability_table`` rows of one dataset.
+    Returns:
+        matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    students = list(students)
+    cols = min(4, len(students))
+    rows = -(-len(students) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.5 * rows + 0.4), sharey=True, squeeze=False)
+    for ax in axes.flat[len(students):]:
+        ax.set_visible(False)
+    for ax, st in zip(axes.flat, students):
+        for model, colour, off in (("teacher", "tab:gray", 0.0), ("student", "tab:blue", 0.5)):
+            r = rel[(rel.student == st) & (rel.point == point) & (rel.model == model) & (rel["count"] > 0)]
+            w = (r.hi - r.lo) / 2
+            ax.bar(r.lo + off * (r.hi - r.lo), r.accuracy, width=w, align="edge", color=colour, alpha=0.8, label=model)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence")
+        ax.set_title(st.split("-a")[0].upper(), fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title or f"reliability at the {point} points", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _finished(out: Path, cfg: CalibrationConfig) -> bool:
+    """Whether ``out`` holds the per-image rows of a finished run of ``cfg``."""
+    import json
+
+    done = out / "run.json"
+    return (done.exists() and (out / "calibration.csv.gz").exists()
+            and json.loads(done.read_text()).get("config") == json.loads(json.dumps(cfg.to_dict())))
+
+
+def run(cfg: CalibrationConfig, out: Path | str, n_bins: int = N_BINS) -> Path:
+    """Compute ``cfg`` into ``out``: calibration.csv.gz (per-image rows) and run.json (config, seed,
+    wall time, package versions, machine, commit), then ece.csv, reliability.csv and
+    reliability_<point>.png with ``n_bins`` bins. The rows of a finished run of the same config in
+    ``out`` are kept, not recomputed (the tables and figures are redrawn from them)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from .provenance import record
+
+    out = Path(out)
+    if _finished(out, cfg):
+        rows = load(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        provenance = record()
+        t0 = time.perf_counter()
+        rows = pd.DataFrame(calibration_rows(cfg), columns=COLUMNS)
+        rows.to_csv(out / "calibration.csv.gz", index=False)
+        write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed,
+                           "wall_time_s": round(time.perf_counter() - t0, 1), **provenance})
+    ece_table(rows, n_bins).to_csv(out / "ece.csv", index=False)
+    rel = reliability_table(rows, n_bins)
+    rel.round(4).to_csv(out / "reliability.csv", index=False)
+    for point in ("clean", "emplb"):
+        label = "clean points" if point == "clean" else f"EMPLB points, eps {eps_label(cfg.eps)}"
+        fig = plot_reliability(rel, cfg.students, point, f"{cfg.dataset.value}: reliability at the {label}")
+        fig.savefig(out / f"reliability_{point}.png", dpi=110)
+        plt.close(fig)
+    return out
+
+
+def load(run_dir: Path | str):
+    """The per-image rows of a calibration run directory (``calibration.csv.gz``)."""
+    import pandas as pd
+
+    path = Path(run_dir) / "calibration.csv.gz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist. Fix: run `python -m fkd calibrate ...` first.")
+    return pd.read_csv(path)
