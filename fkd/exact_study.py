@@ -185,7 +185,8 @@ def _global(cfg: ExactConfig, teacher, student, t_net, s_net, x0, eps: float, e,
 
 
 def _job(cfg_dict: dict, out: str, task: tuple[int, float, tuple[str, ...]], threads: int | None):
-    torch.set_num_threads(threads or 1)
+    if threads:  # a Dask worker's share; in-process runs keep the caller's setting
+        torch.set_num_threads(threads)
     position, eps, students = task
     cfg = ExactConfig(**{**cfg_dict, "students": students})
     t0 = time.perf_counter()

@@ -72,8 +72,10 @@ def test_published_agreement_never_certifies_more_than_the_attack_allows():
         if not beyond.has_run("agreement", d):
             continue
         t = beyond.agreement(d)  # raises if a certified image was attacked into disagreement
+        assert t["empirical %"].notna().any()  # eps without an empirical run (CIFAR-10 2/255) have none
+        t = t.dropna(subset=["empirical %"])
         assert (t["certified %"] <= t["empirical %"] + 1e-9).all()
-        assert ((t[["certified %", "counterexample %", "unknown %", "disagree_clean %"]].sum(1) - 100).abs() < 0.2).all()
+        assert ((t[["certified %", "counterexample %", "unknown %", "disagree_clean %"]].sum(axis=1) - 100).abs() < 0.2).all()
 
 
 def test_a_missing_run_names_the_fix(tmp_path):
