@@ -113,10 +113,6 @@ def load_small(pair: SmallPair, method: Method | str, root: Path | None = None) 
     return load_from(pair.stem(method, root))[0]
 
 
-def small_meta(pair: SmallPair, method: Method | str, root: Path | None = None) -> dict:
-    return load_from(pair.stem(method, root))[1]
-
-
 #: The shipped small pairs: 7 x 7 MNIST (49 inputs; its programs fit gurobipy's pip licence for the
 #: global nonlinear solver at eps up to 0.05-0.1). A 4 x 4 pair (pool 7, 16-16 teacher) was tried:
 #: PGD training at eps 0.1 left its teacher at 36.7 % clean accuracy, so it is not shipped.

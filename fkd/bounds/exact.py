@@ -125,9 +125,11 @@ def node_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor) -> tuple[Tensor, Ten
 
 
 def _gap(teacher: nn.Module, student: nn.Module, x: Tensor) -> Tensor:
-    """||f_t(x) - f_s(x)||_inf per row, (N, C, H, W) -> (N,)."""
+    """``fkd.metrics.confidence_gap`` without a graph: (N, C, H, W) -> (N,)."""
+    from ..metrics import confidence_gap
+
     with torch.no_grad():
-        return (teacher(x).softmax(-1) - student(x).softmax(-1)).abs().amax(-1)
+        return confidence_gap(teacher, student, x)
 
 
 def probe(teacher: nn.Module, student: nn.Module, lo: Tensor, hi: Tensor, cls: Tensor, sign: Tensor,

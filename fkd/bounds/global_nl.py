@@ -9,7 +9,7 @@ CROWN pre-activation bounds on the joint network; exp and the reciprocal as Guro
 constraints). Gurobi proves a global bound (``ObjBound``, widened by ``SOLVER_ABS_TOL``); (class,
 sign) pairs whose CROWN bound cannot beat the best point found are skipped with that bound.
 The pip licence allows 200 variables once anything is nonlinear: the input plus two per unstable
-ReLU plus 2K: 16-input MLPs with a few dozen ReLUs fit; anything larger raises
+ReLU plus 2K: the 49-input small pair fits (85 to 181 variables at eps 0.02 to 0.1); anything larger raises
 ``SolverUnavailable`` naming the limit.
 """
 from __future__ import annotations
@@ -43,9 +43,9 @@ class GlobalDelta:
     variables: int
 
 
-def _encode(m, gp, net: Net, x, per_op, offset: int) -> list:
-    """Linear expressions of the logits of ``net`` (its ops in the joint net start at ``offset`` rows
-    of each per-op bound); unstable ReLUs get a variable and a binary (big-M with CROWN bounds)."""
+def _encode(m, gp, net: Net, x, per_op, offset: list[int]) -> list:
+    """Linear expressions of the logits of ``net``, whose units sit at ``offset[k]`` in the joint
+    network's op k bounds ``per_op``; unstable ReLUs get a variable and a binary (big-M with CROWN bounds)."""
     h = list(x)
     for k, op in enumerate(net.ops):
         if isinstance(op, Affine):
