@@ -178,8 +178,10 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """EMPLB and FAITHUB per image, student and eps (resumable, shardable); --merge joins shards."""
-    from .verify import VerifyConfig, merge, parse_shard, verify
+    from .verify import VerifyConfig, merge, parse_shard, restore, verify
 
+    if args.restore:
+        print(f"{restore(args.restore, args.out)} part files restored from {args.restore} into {args.out}")
     if args.merge:
         df = merge(args.out, args.merge)
     else:
@@ -360,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--threads", type=int, default=0)
     v.add_argument("--out", required=True)
     v.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 2 and histograms here")
+    v.add_argument("--restore", default=None, metavar="DIR", help="first fill --out from a published run (an "
+                   "--export directory) so it grows without recomputing the published rows")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_verify)
     c = sub.add_parser("calibrate", help="ECE of teacher and students, clean and at the EMPLB points")

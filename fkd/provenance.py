@@ -45,4 +45,7 @@ def git_commit() -> str:
 
 def record(device: str | torch.device = "cpu") -> dict:
     """Everything a result needs beside its config and seed to be traced back to its run."""
-    return {"packages": package_versions(), "machine": machine(device), "git_commit": git_commit()}
+    from .bounds.solvers import solver_licences
+
+    return {"packages": package_versions(), "machine": machine(device), "git_commit": git_commit(),
+            "solvers": solver_licences()}

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -229,11 +230,46 @@ def merge(out: Path | str, shards: list[Path | str]):
     return df
 
 
+def restore(published: Path | str, out: Path | str) -> int:
+    """Start (or complete) run directory ``out`` from a published run (``export``'s ``verify.csv.gz``
+    and records), so the run grows without recomputing the published rows.
+
+    Writes the part file of every (image, eps) the published rows cover and ``out`` lacks (the rows'
+    text kept verbatim), the published ``config.json`` (``out`` must hold the same config or none)
+    and its ``runs.jsonl`` (when ``out`` has none). Returns the number of part files written.
+    """
+    import pandas as pd
+
+    from .data import eval_indices
+
+    published, out = Path(published), Path(out)
+    for name in ("config.json", "verify.csv.gz"):
+        if not (published / name).exists():
+            raise FileNotFoundError(f"{published / name} not found: restore takes a directory written by "
+                                    f"`python -m fkd verify --export DIR` (results/certified/<dataset>)")
+    meta = json.loads((published / "config.json").read_text())
+    cfg = VerifyConfig(**meta["config"])
+    check_out(out, meta["fingerprint"], meta["config"], "restore into an empty directory or one of the same run")
+    rows = pd.read_csv(published / "verify.csv.gz", dtype=str, keep_default_na=False)
+    columns = _columns(cfg)
+    if list(rows.columns) != columns:
+        raise ValueError(f"{published / 'verify.csv.gz'} has columns {list(rows.columns)}, this config "
+                         f"writes {columns}: it was not exported from this run's config")
+    position = {i: p for p, i in enumerate(eval_indices(cfg.dataset))}
+    written = 0
+    for (eps, image), group in rows.groupby(["eps", "image"], sort=False):
+        path = out / "parts" / _part(position[int(image)], float(eps))
+        if not path.exists():
+            write_csv_atomic(path, group.to_dict("records"), columns)
+            written += 1
+    if (published / "runs.jsonl").exists() and not (out / "runs.jsonl").exists():
+        shutil.copyfile(published / "runs.jsonl", out / "runs.jsonl")
+    return written
+
+
 def export(out: Path | str, dest: Path | str) -> Path:
     """Publish a run (or merged) directory: ``verify.csv.gz`` (all rows), the run records, Table 2
     per FAITHUB mode (``table2_<mode>.csv``) and Figures 2/3 (``histograms_<mode>.png``). Returns ``dest``."""
-    import shutil
-
     import matplotlib.pyplot as plt
     import pandas as pd
 

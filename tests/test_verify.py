@@ -137,3 +137,26 @@ def test_export_publishes_rows_tables_and_figures(tmp_path):
     assert {"verify.csv.gz", "config.json", "run.json", "table2_paper.csv", "table2_tight.csv",
             "histograms_tight.png"} <= names
     assert len(pd.read_csv(dest / "verify.csv.gz")) == 2
+
+
+def test_a_published_run_is_restored_and_grows_without_recomputing_its_rows(tmp_path):
+    from fkd.verify import export, restore
+    small = cfg(students=("fd",), eps=(0.05,), n_images=2)
+    first = verify(small, tmp_path / "run", progress=False)
+    export(tmp_path / "run", tmp_path / "pub")
+    assert restore(tmp_path / "pub", tmp_path / "grown") == 2  # one part file per (image, eps)
+    assert restore(tmp_path / "pub", tmp_path / "grown") == 0  # nothing twice
+    grown = verify(dataclasses.replace(small, n_images=3), tmp_path / "grown", progress=False)
+    record = json.loads((tmp_path / "grown" / "run.json").read_text())
+    assert record["computed_now"] == 1 and len(grown) == 3
+    runs = (tmp_path / "grown" / "runs.jsonl").read_text().splitlines()
+    assert len(runs) == 2  # the published invocation, then the growth
+    cols = ["student", "eps", "image", "emplb", "faithub_paper", "faithub_tight", "seconds_tight"]
+    pd.testing.assert_frame_equal(grown[cols].iloc[:2], first[cols])  # restored rows verbatim
+    with pytest.raises(ValueError, match="different run"):
+        verify(dataclasses.replace(small, method="interval"), tmp_path / "grown", progress=False)
+    verify(dataclasses.replace(small, method="interval"), tmp_path / "other", progress=False)
+    with pytest.raises(ValueError, match="different run"):  # never mixes rows of two configs
+        restore(tmp_path / "pub", tmp_path / "other")
+    with pytest.raises(FileNotFoundError, match="--export"):
+        restore(tmp_path / "nothing", tmp_path / "x")

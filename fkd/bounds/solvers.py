@@ -231,6 +231,37 @@ class AutoSession:
         return self.inner.solution()
 
 
+def solver_licences() -> dict[str, str]:
+    """The solvers this machine has, for run records: Gurobi's version and licence (probed by
+    optimising an empty 2001-variable model, which a size-limited licence refuses with error 10010)
+    and HiGHS's version (MIT licence, no limit)."""
+    import importlib.metadata
+
+    out = {}
+    try:
+        import gurobipy as gp
+    except ImportError:
+        out["gurobi"] = "not installed"
+    else:
+        version = importlib.metadata.version("gurobipy")
+        try:
+            with gp.Env(empty=True) as env:
+                env.setParam("OutputFlag", 0)
+                env.start()
+                with gp.Model(env=env) as m:
+                    m.addVars(2001)
+                    m.optimize()
+            out["gurobi"] = f"gurobipy {version}, unrestricted licence"
+        except gp.GurobiError as e:
+            out["gurobi"] = (f"gurobipy {version}, size-limited licence (2000 variables, 2000 constraints)"
+                             if e.errno == 10010 else f"gurobipy {version}, unusable: error {e.errno}: {e}")
+    try:
+        out["highs"] = f"highspy {importlib.metadata.version('highspy')}, MIT licence"
+    except importlib.metadata.PackageNotFoundError:
+        out["highs"] = "not installed"
+    return out
+
+
 def open_session(program: "Program", solver: Solver | str = Solver.AUTO) -> Session:
     """A backend session for ``program``.
 
