@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce | stages``."""
 from __future__ import annotations
 
 import argparse
@@ -268,6 +268,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stages(args: argparse.Namespace) -> int:
+    """The reproduction's stages with their records and total wall time per dataset and stage."""
+    import pandas as pd
+
+    from .stages import stage_records, wall_times
+
+    records = stage_records(args.results)
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        records.to_csv(args.csv, index=False)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(records.drop(columns=["what"]).to_string(index=False))
+        print("\nTotal wall time (hours) per dataset and stage:")
+        print(wall_times(records).to_string())
+    return 0
+
+
 def _choice(cls):
     def conv(value: str):
         try:
@@ -403,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
     r.add_argument("--out", default="_build/reproduce")
     r.set_defaults(func=cmd_reproduce)
+    g = sub.add_parser("stages", help="run record and total wall time per dataset and stage of the reproduction")
+    g.add_argument("--results", default=str(Path(__file__).resolve().parent.parent / "results"))
+    g.add_argument("--csv", default=None, help="also write the records here")
+    g.set_defaults(func=cmd_stages)
     args = p.parse_args(argv)
     if getattr(args, "epochs", None) and args.profile is Profile.FULL:
         p.error("--epochs changes the paper's settings; use it with --profile quick")

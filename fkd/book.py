@@ -135,19 +135,24 @@ def provenance(run_dir: Path | str) -> dict[str, Any]:
     """The essentials of a run directory's record (``run.json``): what ran, where, with what.
 
     Returns:
-        dict with commit, seed, images, wall time (s), workers, machine and the main package versions;
+        dict with commit, seed, images, invocations, total wall time (s) over them, workers, machine
+        and the main package versions;
         raises FileNotFoundError naming the directory if it holds no run record.
     """
+    from .stages import invocations
+
     path = Path(run_dir) / "run.json"
     if not path.exists():
         raise FileNotFoundError(f"no run record at {path}. Fix: run the experiment (or `make verify`/`make evaluate`).")
     r = json.loads(path.read_text())
     cfg, pk = r.get("config", {}), r.get("packages", {})
+    runs = invocations(run_dir)  # a grown or resumed run: every invocation's wall time counts
     return {"run": str(Path(run_dir).relative_to(ROOT)) if Path(run_dir).is_relative_to(ROOT) else str(run_dir),
             "commit": r.get("git_commit", "unknown")[:12] + ("-dirty" if r.get("git_commit", "").endswith("-dirty") else ""),
             "seed": r.get("seed"), "images": cfg.get("n_images") or len(cfg.get("images") or []) or None,
             "students": ",".join(cfg.get("students", [])),
-            "method": cfg.get("method", "PGD attack"), "wall_time_s": r.get("wall_time_s"),
+            "method": cfg.get("method", "PGD attack"), "invocations": len(runs),
+            "wall_time_s": round(sum(float(x.get("wall_time_s") or 0) for x in runs), 1),
             "machine": f"{r.get('machine', {}).get('cpu_count', '?')} CPU cores, {r.get('workers', 1)} worker(s)",
             "packages": ", ".join(f"{k} {pk[k]}" for k in ("torch", "gurobipy", "highspy") if k in pk)}
 

@@ -7,12 +7,28 @@ eps, student and quantity) and reported as ``holds`` (every cell), ``partly`` (s
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
-from .config import Dataset, eps_label, parse, resolve_model
+from .config import Dataset, eps_label, model_name, parse, resolve_model
 from .tables import table1, table2
 
 ADVERSARIAL = ("ARD", "RSLAD", "FD")
+
+
+class Miss(NamedTuple):
+    """One cell where a claim does not hold: ``claimed`` should beat ``rival`` on ``quantity``
+    (robust, agree, emplb or faithub_<mode>) at ``eps`` but does not. Students are zoo names."""
+    claim: str
+    dataset: str
+    quantity: str
+    eps: float
+    claimed: str
+    rival: str
+
+
+def _zoo(dataset: str, paper_name: str) -> str:
+    """The zoo model of a paper column (``FD`` -> ``fd-a1`` on CIFAR-10)."""
+    return model_name(*resolve_model(dataset, paper_name.lower()))
 
 
 def _verdict(held: int, total: int) -> str:
@@ -21,10 +37,11 @@ def _verdict(held: int, total: int) -> str:
     return "holds" if held == total else "fails" if held == 0 else "partly"
 
 
-def _row(claim: str, dataset: Dataset | str, held: int, total: int, detail: str) -> dict[str, Any]:
+def _row(claim: str, dataset: Dataset | str, held: int, total: int, detail: str,
+         misses: list[Miss] | None = None) -> dict[str, Any]:
     name = dataset.value if isinstance(dataset, Dataset) else dataset
     return {"claim": claim, "dataset": name, "verdict": _verdict(held, total), "cells": f"{held}/{total}",
-            "detail": detail}
+            "detail": detail, "misses": misses or []}
 
 
 def _student_means(rows, metric_col: str):
@@ -37,12 +54,16 @@ def _student_means(rows, metric_col: str):
     return r.pivot_table(index="eps", columns="column", values=metric_col, aggfunc="mean")
 
 
+CLAIM_I = "(i) adversarial distillation beats SD"
+
+
 def claim_i(empirical) -> list[dict[str, Any]]:
     """(i) ARD, RSLAD and FD beat SD on robust accuracy and on agreement, at every eps > 0."""
     out = []
     for d, rows in empirical.groupby("dataset"):
         t = table1(rows, d)
-        held, total, misses = 0, 0, []
+        eps_of = {eps_label(e): e for e in rows.eps.unique()}
+        held, total, misses, found = 0, 0, [], []
         for q in ("robust", "agree"):
             for eps in t.index[1:]:
                 sd = t.loc[eps, (f"{q} SD", "ours")]
@@ -52,8 +73,9 @@ def claim_i(empirical) -> list[dict[str, Any]]:
                         held += 1
                     else:
                         misses.append(f"{q} {s} at {eps}")
-        out.append(_row("(i) adversarial distillation beats SD", d, held, total,
-                        "below SD: " + ", ".join(misses) if misses else "every ARD, RSLAD, FD cell >= SD"))
+                        found.append(Miss(CLAIM_I, d, q, eps_of[eps], _zoo(d, s), _zoo(d, "SD")))
+        out.append(_row(CLAIM_I, d, held, total,
+                        "below SD: " + ", ".join(misses) if misses else "every ARD, RSLAD, FD cell >= SD", found))
     return out
 
 
@@ -65,8 +87,11 @@ def claim_ii(certified: Mapping[str, Any], mode: str = "tight") -> list[dict[str
         lowest = m.idxmin(axis=1)
         misses = [f"{eps_label(e)}: {lowest[e]} {m.loc[e, lowest[e]]:.3f} < FD {m.loc[e, 'FD']:.3f}"
                   for e in m.index if lowest[e] != "FD"]
-        out.append(_row(f"(ii) FD lowest mean FAITHUB ({mode})", d, len(m) - len(misses), len(m),
-                        "; ".join(misses) or "FD lowest at every eps"))
+        claim = f"(ii) FD lowest mean FAITHUB ({mode})"
+        dd = rows.dataset.iloc[0]
+        found = [Miss(claim, d, f"faithub_{mode}", e, _zoo(dd, "FD"), _zoo(dd, lowest[e]))
+                 for e in m.index if lowest[e] != "FD"]
+        out.append(_row(claim, d, len(m) - len(misses), len(m), "; ".join(misses) or "FD lowest at every eps", found))
     return out
 
 
@@ -78,8 +103,10 @@ def claim_iii(empirical) -> list[dict[str, Any]]:
         return [_row("(iii) RSLAD empirically best", Dataset.FASHION_MNIST, 0, 0, "no Fashion-MNIST rows")]
     t = table1(rows, Dataset.FASHION_MNIST)
     emplb = _student_means(rows[rows.metric == "emplb"].rename(columns={"value": "v"}), "v")
-    held, total, misses = 0, 0, []
+    held, total, misses, found = 0, 0, [], []
     students = ("SD", *ADVERSARIAL)
+    d, claim = Dataset.FASHION_MNIST.value, "(iii) RSLAD empirically best"
+    eps_of = {eps_label(e): e for e in rows.eps.unique()}
     for eps in t.index[1:]:
         for q in ("robust", "agree"):
             vals = {s: t.loc[eps, (f"{q} {s}", "ours")] for s in students}
@@ -88,14 +115,16 @@ def claim_iii(empirical) -> list[dict[str, Any]]:
             held += vals["RSLAD"] >= vals[best]
             if vals["RSLAD"] < vals[best]:
                 misses.append(f"{q} at {eps}: {best}")
+                found.append(Miss(claim, d, q, eps_of[eps], _zoo(d, "RSLAD"), _zoo(d, best)))
     for e in emplb.index:
         total += 1
         best = emplb.loc[e].idxmin()
         held += best == "RSLAD"
         if best != "RSLAD":
             misses.append(f"EMPLB at {eps_label(e)}: {best}")
-    return [_row("(iii) RSLAD empirically best", Dataset.FASHION_MNIST, held, total,
-                 "best instead: " + ", ".join(misses) if misses else "RSLAD best in every cell")]
+            found.append(Miss(claim, d, "emplb", e, _zoo(d, "RSLAD"), _zoo(d, best)))
+    return [_row(claim, d, held, total, "best instead: " + ", ".join(misses) if misses else "RSLAD best in every cell",
+                 found)]
 
 
 def claim_iv(certified: Mapping[str, Any], mode: str = "tight") -> list[dict[str, Any]]:
@@ -107,9 +136,12 @@ def claim_iv(certified: Mapping[str, Any], mode: str = "tight") -> list[dict[str
         steps = [(s, a, b) for s in m.columns for a, b in zip(m.index[:-1], m.index[1:])]
         misses = [f"{s} {eps_label(a)}->{eps_label(b)}" for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
         last = m.iloc[-1]
+        # a miss compares a student at the larger eps (claimed: looser) with itself at the smaller one
+        found = [Miss(f"(iv) FAITHUB grows with eps ({mode})", d, f"faithub_{mode}", b,
+                      _zoo(rows.dataset.iloc[0], s), f"eps {float(a)!r}") for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
         out.append(_row(f"(iv) FAITHUB grows with eps ({mode})", d, len(steps) - len(misses), len(steps),
                         ("falls: " + ", ".join(misses) + "; " if misses else "monotone; ")
-                        + f"at {eps_label(m.index[-1])}: " + ", ".join(f"{s} {v:.3f}" for s, v in last.items())))
+                        + f"at {eps_label(m.index[-1])}: " + ", ".join(f"{s} {v:.3f}" for s, v in last.items()), found))
     return out
 
 
@@ -122,7 +154,8 @@ def claim_v(cifar_rows, mode: str = "tight") -> list[dict[str, Any]]:
                      f"needs fd-a0.5, fd-a0.75 and fd-a1 rows; have {sorted(alphas)}")]
     m = fd.assign(alpha=fd.student.map(alphas)).pivot_table(index="eps", columns="alpha",
                                                              values=f"faithub_{mode}", aggfunc="mean")
-    held, total, misses = 0, 0, []
+    held, total, misses, found = 0, 0, [], []
+    claim, name = f"(v) FD alpha 1.0 best ({mode})", {a: s for s, a in alphas.items()}
     for e in m.index:
         for a in (0.5, 0.75):
             total += 1
@@ -130,8 +163,8 @@ def claim_v(cifar_rows, mode: str = "tight") -> list[dict[str, Any]]:
                 held += 1
             else:
                 misses.append(f"{eps_label(e)}: alpha {a} {m.loc[e, a]:.3f} < 1.0 {m.loc[e, 1.0]:.3f}")
-    return [_row(f"(v) FD alpha 1.0 best ({mode})", Dataset.CIFAR10, held, total,
-                 "; ".join(misses) or "alpha 1.0 lowest at every eps")]
+                found.append(Miss(claim, Dataset.CIFAR10.value, f"faithub_{mode}", e, name[1.0], name[a]))
+    return [_row(claim, Dataset.CIFAR10, held, total, "; ".join(misses) or "alpha 1.0 lowest at every eps", found)]
 
 
 def claims(empirical, certified: Mapping[str, Any], mode: str = "tight"):
@@ -143,10 +176,14 @@ def claims(empirical, certified: Mapping[str, Any], mode: str = "tight"):
     """
     import pandas as pd
 
+    return pd.DataFrame(claim_rows(empirical, certified, mode)).drop(columns="misses")
+
+
+def claim_rows(empirical, certified: Mapping[str, Any], mode: str) -> list[dict[str, Any]]:
     rows = claim_i(empirical) + claim_ii(certified, mode) + claim_iii(empirical) + claim_iv(certified, mode)
     if "cifar10" in certified:
         rows += claim_v(certified["cifar10"], mode)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def distance(empirical, certified: Mapping[str, Any], mode: str = "tight"):
