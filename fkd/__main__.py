@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce | stages``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce | stages | figure1``."""
 from __future__ import annotations
 
 import argparse
@@ -285,6 +285,20 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure1(args: argparse.Namespace) -> int:
+    """Figure 1 (the gap over a slice of the eps-ball, SD beside FD) with its run record."""
+    import torch
+
+    from .runner import torch_threads
+    from .slice import publish_figure_one
+
+    with torch_threads(args.threads or torch.get_num_threads()):  # restored after: main() also runs in-process
+        dest = publish_figure_one(args.out, args.dataset.value, parse_eps(args.eps), tuple(_csv(args.students)),
+                                  digit=args.digit, grid=args.grid, seed=args.seed)
+    print(f"Figure 1 in {dest / 'figure1.png'}, its record in {dest / 'figure1.json'}")
+    return 0
+
+
 def _choice(cls):
     def conv(value: str):
         try:
@@ -420,6 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
     r.add_argument("--out", default="_build/reproduce")
     r.set_defaults(func=cmd_reproduce)
+    f = sub.add_parser("figure1", help="Figure 1: the teacher-student gap over a slice of the eps-ball, with its record")
+    f.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
+    f.add_argument("--eps", default="0.1")
+    f.add_argument("--students", default="sd,fd")
+    f.add_argument("--digit", type=int, default=3, help="the first subset image with this label")
+    f.add_argument("--grid", type=int, default=101)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--threads", type=int, default=0)
+    f.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "figures"))
+    f.set_defaults(func=cmd_figure1)
     g = sub.add_parser("stages", help="run record and total wall time per dataset and stage of the reproduction")
     g.add_argument("--results", default=str(Path(__file__).resolve().parent.parent / "results"))
     g.add_argument("--csv", default=None, help="also write the records here")

@@ -8,6 +8,7 @@ of the slice is a point of the ball the bounds are about.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -120,3 +121,29 @@ def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), 
         slices[s.upper()] = gap_slice(teacher, model, x[position], eps, d1, d2, grid, value)
     title = f"{dataset} test image {idx[position]} (label {int(y[position])}): ||f_t - f_s||_inf over a slice of the eps = {eps:g} ball"
     return plot_gap_slices(slices, eps, title), slices, idx[position]
+
+
+def publish_figure_one(dest, dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int = 3,
+                       grid: int = 101, seed: int = 0) -> Path:
+    """Write Figure 1 (``figure1.png``) with its slice statistics and run record (``figure1.json``:
+    config, seed, test image, largest gap and disagreeing share per student, packages, wall time)."""
+    import json
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from .provenance import record
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    fig, slices, test_index = figure_one(dataset, eps, tuple(students), digit=digit, grid=grid, seed=seed)
+    fig.savefig(dest / "figure1.png", dpi=110)
+    plt.close(fig)
+    stats = {name: {"largest_gap": round(float(s.gap.max()), 4), "disagree_share": round(float(s.disagree.float().mean()), 4)}
+             for name, s in slices.items()}
+    run = {"config": {"dataset": dataset, "eps": eps, "students": list(students), "digit": digit, "grid": grid},
+           "seed": seed, "test_index": int(test_index), "slices": stats,
+           "wall_time_s": round(time.perf_counter() - t0, 1), **record()}
+    (dest / "figure1.json").write_text(json.dumps(run, indent=1) + "\n")
+    return dest

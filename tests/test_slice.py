@@ -69,3 +69,14 @@ def test_figure_one_has_a_panel_per_student(pinned):
         slices[name] = gap_slice(t, m, x0, 0.2, d1, d2, n=9, emplb_value=v)
     fig = plot_gap_slices(slices, 0.2)
     assert [ax.get_title().split(":")[0] for ax in fig.axes[:2]] == ["SD", "FD"]
+
+
+def test_figure_one_is_published_with_its_record(tmp_path):
+    import json
+
+    from fkd.__main__ import main
+    assert main(["figure1", "--grid", "9", "--threads", "1", "--out", str(tmp_path)]) == 0
+    run = json.loads((tmp_path / "figure1.json").read_text())
+    assert (tmp_path / "figure1.png").stat().st_size > 10_000 and run["config"]["grid"] == 9
+    assert set(run["slices"]) == {"SD", "FD"} and all(0 <= s["largest_gap"] <= 1 for s in run["slices"].values())
+    assert run["test_index"] >= 0 and run["packages"]["torch"] and run["seed"] == 0
