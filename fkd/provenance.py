@@ -48,4 +48,4 @@ def record(device: str | torch.device = "cpu") -> dict:
     from .bounds.solvers import solver_licences
 
     return {"packages": package_versions(), "machine": machine(device), "git_commit": git_commit(),
-            "solvers": solver_licences()}
+            "solvers": dict(solver_licences())}

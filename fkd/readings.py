@@ -31,35 +31,34 @@ def noise(empirical, certified: Mapping[str, Any], mode: str = "tight", z: float
     interval is within image-to-image noise: our subset cannot tell the two apart.
 
     Returns:
-        DataFrame (claim, dataset, eps, quantity, claimed, rival, images, diff, low, high, reading).
+        DataFrame (claim, dataset, eps, quantity, claimed, rival, rival eps, images, diff, low, high,
+        reading, EMPLB agrees).
     """
     import pandas as pd
 
     out = []
     for row in claim_rows(empirical, certified, mode):
         for m in row["misses"]:
-            if m.rival.startswith("eps "):  # (iv): the same student at the smaller eps
-                a = _per_image(empirical, certified, m, m.claimed, m.eps)
-                b = _per_image(empirical, certified, m, m.claimed, float(m.rival.removeprefix("eps ")))
-            else:
-                a = _per_image(empirical, certified, m, m.claimed, m.eps)
-                b = _per_image(empirical, certified, m, m.rival, m.eps)
+            a = _per_image(empirical, certified, m, m.claimed, m.eps)
+            b = _per_image(empirical, certified, m, m.rival, m.eps if m.rival_eps is None else m.rival_eps)
             diff = (a - b).dropna()
             n = len(diff)
             half = z * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
             mean = float(diff.mean())
             emplb_too = None
-            if m.quantity.startswith("faithub_") and not m.rival.startswith("eps "):
+            if m.quantity.startswith("faithub_") and m.rival_eps is None:
                 e = certified[m.dataset]
                 e = e[e.eps == m.eps].pivot_table(index="image", columns="student", values="emplb")
                 emplb_too = bool(e[m.claimed].mean() > e[m.rival].mean())  # the attack orders them the same way
             out.append({"claim": m.claim, "dataset": m.dataset, "eps": eps_label(m.eps), "quantity": m.quantity,
-                        "claimed": m.claimed, "rival": m.rival, "images": n, "diff": round(mean, 4),
+                        "claimed": m.claimed, "rival": m.rival,
+                        "rival eps": eps_label(m.eps if m.rival_eps is None else m.rival_eps), "images": n,
+                        "diff": round(mean, 4),
                         "low": round(mean - half, 4), "high": round(mean + half, 4),
                         "reading": "within noise" if mean - half <= 0 <= mean + half else "real on our runs",
                         "EMPLB agrees": emplb_too})
-    return pd.DataFrame(out, columns=["claim", "dataset", "eps", "quantity", "claimed", "rival", "images", "diff",
-                                      "low", "high", "reading", "EMPLB agrees"])
+    return pd.DataFrame(out, columns=["claim", "dataset", "eps", "quantity", "claimed", "rival", "rival eps", "images",
+                                      "diff", "low", "high", "reading", "EMPLB agrees"])
 
 
 def clean_accuracy() -> dict[tuple[str, str], float]:
@@ -78,7 +77,8 @@ def explain(misses, clean_acc: Mapping[tuple[str, str], float] | None = None) ->
     clean_acc = clean_accuracy() if clean_acc is None else clean_acc
     out = []
     for (claim, d), g in misses.groupby(["claim", "dataset"], sort=False):
-        cells = ", ".join(f"{q} of {c} against {r} at {e}" for q, c, r, e in zip(g.quantity, g.claimed, g.rival, g.eps))
+        cells = ", ".join(f"{q} of {c} at {e} against {r}" + ("" if re == e else f" at {re}")
+                          for q, c, r, e, re in zip(g.quantity, g.claimed, g.rival, g.eps, g["rival eps"]))
         noisy = g.reading == "within noise"
         text = f"{claim}, {d}: {len(g)} cell(s) miss ({cells}). "
         if noisy.all():
@@ -102,7 +102,7 @@ def explain(misses, clean_acc: Mapping[tuple[str, str], float] | None = None) ->
                 text += (f"; the attack (EMPLB) orders the students the same way in {int(agree.sum())} of "
                          f"{len(agree)}")
             if clean_acc:
-                pairs = sorted({(c, r) for c, r in zip(real.claimed, real.rival) if not r.startswith("eps ")})
+                pairs = sorted({(c, r) for c, r in zip(real.claimed, real.rival) if c != r})
                 accs = "; ".join(f"{c} {clean_acc.get((d, c), float('nan')):.1f} % against {r} "
                                  f"{clean_acc.get((d, r), float('nan')):.1f} %" for c, r in pairs)
                 if accs:

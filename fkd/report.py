@@ -17,13 +17,15 @@ ADVERSARIAL = ("ARD", "RSLAD", "FD")
 
 class Miss(NamedTuple):
     """One cell where a claim does not hold: ``claimed`` should beat ``rival`` on ``quantity``
-    (robust, agree, emplb or faithub_<mode>) at ``eps`` but does not. Students are zoo names."""
+    (robust, agree, emplb or faithub_<mode>) at ``eps`` but does not. Students are zoo names; the
+    rival is taken at ``rival_eps`` when given (claim (iv): the same student at the smaller eps)."""
     claim: str
     dataset: str
     quantity: str
     eps: float
     claimed: str
     rival: str
+    rival_eps: float | None = None
 
 
 def _zoo(dataset: str, paper_name: str) -> str:
@@ -137,8 +139,8 @@ def claim_iv(certified: Mapping[str, Any], mode: str = "tight") -> list[dict[str
         misses = [f"{s} {eps_label(a)}->{eps_label(b)}" for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
         last = m.iloc[-1]
         # a miss compares a student at the larger eps (claimed: looser) with itself at the smaller one
-        found = [Miss(f"(iv) FAITHUB grows with eps ({mode})", d, f"faithub_{mode}", b,
-                      _zoo(rows.dataset.iloc[0], s), f"eps {float(a)!r}") for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
+        found = [Miss(f"(iv) FAITHUB grows with eps ({mode})", d, f"faithub_{mode}", b, _zoo(rows.dataset.iloc[0], s),
+                      _zoo(rows.dataset.iloc[0], s), float(a)) for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
         out.append(_row(f"(iv) FAITHUB grows with eps ({mode})", d, len(steps) - len(misses), len(steps),
                         ("falls: " + ", ".join(misses) + "; " if misses else "monotone; ")
                         + f"at {eps_label(m.index[-1])}: " + ", ".join(f"{s} {v:.3f}" for s, v in last.items()), found))

@@ -96,7 +96,8 @@ def _train_rows(dataset: Dataset, zoo: Path) -> list[dict[str, Any]]:
         records = [m["record"] for _, m in models]
         profiles = sorted({m["config"]["profile"] for _, m in models})
         out.append({"dataset": dataset.value, "stage": stage,
-                    "what": ", ".join(f"{n} ({m['epochs_run']} epochs)" for n, m in models) + f"; profile {'/'.join(profiles)}",
+                    "what": ", ".join(f"{n} ({m['epochs_run']} epochs)" for n, m in models)
+                    + f"; profile {'/'.join(profiles)}",
                     "runs": len(models), "images": None,
                     "wall_time_s": round(sum(m["wall_time_s"] for _, m in models), 1),
                     "machine": _machine(records, workers=False)

@@ -81,5 +81,5 @@ def test_a_faithub_that_falls_with_eps_is_read_against_the_same_student():
     rows = pd.concat([_rows([0.3, 0.31], [0.5, 0.5], eps=0.1), _rows([0.2, 0.25], [0.6, 0.6], eps=0.2)])
     misses = readings.noise(pd.DataFrame(columns=["dataset"]), {"mnist": rows})
     fall = misses[misses.claim.str.startswith("(iv)")]
-    assert fall[["claimed", "rival", "eps"]].values.tolist() == [["fd-a0.5", "eps 0.1", "0.2"]]
+    assert fall[["claimed", "rival", "eps", "rival eps"]].values.tolist() == [["fd-a0.5", "fd-a0.5", "0.2", "0.1"]]
     assert fall["diff"].iloc[0] == pytest.approx(-0.08)

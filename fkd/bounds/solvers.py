@@ -27,6 +27,7 @@ import enum
 import time
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -231,10 +232,11 @@ class AutoSession:
         return self.inner.solution()
 
 
+@lru_cache(maxsize=1)
 def solver_licences() -> dict[str, str]:
-    """The solvers this machine has, for run records: Gurobi's version and licence (probed by
-    optimising an empty 2001-variable model, which a size-limited licence refuses with error 10010)
-    and HiGHS's version (MIT licence, no limit)."""
+    """The solvers this machine has, for run records, probed once per process (copy before changing
+    it): Gurobi's version and licence (probed by optimising an empty 2001-variable model, which a
+    size-limited licence refuses with error 10010) and HiGHS's version (MIT licence, no limit)."""
     import importlib.metadata
 
     out = {}
