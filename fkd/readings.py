@@ -40,7 +40,7 @@ def noise(empirical, certified: Mapping[str, Any], mode: str = "tight", z: float
     for row in claim_rows(empirical, certified, mode):
         for m in row["misses"]:
             a = _per_image(empirical, certified, m, m.claimed, m.eps)
-            b = _per_image(empirical, certified, m, m.rival, m.eps if m.rival_eps is None else m.rival_eps)
+            b = _per_image(empirical, certified, m, m.rival, m.rival_at)
             diff = (a - b).dropna()
             n = len(diff)
             half = z * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
@@ -52,7 +52,7 @@ def noise(empirical, certified: Mapping[str, Any], mode: str = "tight", z: float
                 emplb_too = bool(e[m.claimed].mean() > e[m.rival].mean())  # the attack orders them the same way
             out.append({"claim": m.claim, "dataset": m.dataset, "eps": eps_label(m.eps), "quantity": m.quantity,
                         "claimed": m.claimed, "rival": m.rival,
-                        "rival eps": eps_label(m.eps if m.rival_eps is None else m.rival_eps), "images": n,
+                        "rival eps": eps_label(m.rival_at), "images": n,
                         "diff": round(mean, 4),
                         "low": round(mean - half, 4), "high": round(mean + half, 4),
                         "reading": "within noise" if mean - half <= 0 <= mean + half else "real on our runs",

@@ -27,6 +27,11 @@ class Miss(NamedTuple):
     rival: str
     rival_eps: float | None = None
 
+    @property
+    def rival_at(self) -> float:
+        """The eps at which the rival is read: ``rival_eps``, else the cell's own."""
+        return self.eps if self.rival_eps is None else self.rival_eps
+
 
 def _zoo(dataset: str, paper_name: str) -> str:
     """The zoo model of a paper column (``FD`` -> ``fd-a1`` on CIFAR-10)."""
@@ -136,12 +141,13 @@ def claim_iv(certified: Mapping[str, Any], mode: str = "tight") -> list[dict[str
     for d, rows in certified.items():
         m = _student_means(rows, f"faithub_{mode}").sort_index()
         steps = [(s, a, b) for s in m.columns for a, b in zip(m.index[:-1], m.index[1:])]
-        misses = [f"{s} {eps_label(a)}->{eps_label(b)}" for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
+        falls = [(s, a, b) for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
+        misses = [f"{s} {eps_label(a)}->{eps_label(b)}" for s, a, b in falls]
         last = m.iloc[-1]
         # a miss compares a student at the larger eps (claimed: looser) with itself at the smaller one
         found = [Miss(f"(iv) FAITHUB grows with eps ({mode})", d, f"faithub_{mode}", b, _zoo(rows.dataset.iloc[0], s),
-                      _zoo(rows.dataset.iloc[0], s), float(a)) for s, a, b in steps if m.loc[b, s] < m.loc[a, s]]
-        out.append(_row(f"(iv) FAITHUB grows with eps ({mode})", d, len(steps) - len(misses), len(steps),
+                      _zoo(rows.dataset.iloc[0], s), float(a)) for s, a, b in falls]
+        out.append(_row(f"(iv) FAITHUB grows with eps ({mode})", d, len(steps) - len(falls), len(steps),
                         ("falls: " + ", ".join(misses) + "; " if misses else "monotone; ")
                         + f"at {eps_label(m.index[-1])}: " + ", ".join(f"{s} {v:.3f}" for s, v in last.items()), found))
     return out
