@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import Dataset, Method, Profile, parse, parse_eps, train_config
+from .config import Dataset, EpsUnits, Method, Profile, parse, parse_eps, train_config
 
 
 def _checkpoint_root() -> Path:
@@ -20,18 +20,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .losses import get_method
     from .train import train
-    from .zoo import load_from, model_path, save_model, strip_ext, with_ext, zoo_dir
+    from .zoo import load_from, model_path, save_model, strip_ext, units_root, with_ext, zoo_dir
     from .models import architecture
 
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    if args.std:
+        overrides["std"] = _std(args.std)
     cfg = train_config(args.dataset, args.method, profile=args.profile, alpha=args.alpha, seed=args.seed,
-                       **({"epochs": args.epochs} if args.epochs else {}))
+                       eps_units=args.eps_units, **overrides)
     out = Path(args.out) if args.out else zoo_dir()
     teacher, teacher_info = None, None
     if get_method(cfg.method).uses_teacher:
-        stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT)
+        stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
         teacher, tmeta = load_from(stem)
+        if tmeta["config"].get("eps_units") != cfg.eps_units.value:
+            raise SystemExit(f"the teacher {stem} was trained with eps in {tmeta['config'].get('eps_units')} units, "
+                             f"this student in {cfg.eps_units.value} units. Fix: pass --eps-units "
+                             f"{tmeta['config'].get('eps_units')} or a teacher of the same reading (--teacher)")
         weights = with_ext(stem, ".safetensors").read_bytes()
-        teacher_info = {"path": str(stem), "sha256": hashlib.sha256(weights).hexdigest(),
+        root = Path(__file__).resolve().parent.parent  # a teacher inside the checkout: its repository path
+        shown = stem.resolve().relative_to(root) if stem.resolve().is_relative_to(root) else stem
+        teacher_info = {"path": str(shown), "sha256": hashlib.sha256(weights).hexdigest(),
                         "clean_acc": tmeta["clean_acc"], "profile": tmeta["config"]["profile"]}
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else (
         _checkpoint_root() / f"{cfg.dataset.value}-{cfg.name}-{cfg.profile.value}-{cfg.fingerprint()}")
@@ -42,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                    channels_last=None if args.channels_last == "auto" else args.channels_last == "on",
                    time_budget_s=None if args.max_minutes is None else args.max_minutes * 60)
     result.meta["teacher"] = teacher_info
-    stem = out / cfg.dataset.value / cfg.name
+    stem = units_root(cfg.eps_units, out) / cfg.dataset.value / cfg.name  # zoo/<d>/ or zoo/pixel/<d>/
     save_model(result.model, architecture(cfg.dataset, "teacher" if cfg.method is Method.RT else "student"),
                result.meta, stem)
     if result.meta["status"] == "partial":
@@ -53,6 +62,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _std(text: str) -> tuple[float, ...]:
+    """``--std``: a named CIFAR-10 convention (population, kuangliu) or a comma list of numbers."""
+    from .units import CIFAR10_STD
+
+    if text in CIFAR10_STD:
+        return CIFAR10_STD[text]
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--std {text!r}: write a comma list such as 0.2023,0.1994,0.2010 or one of: "
+                         f"{', '.join(CIFAR10_STD)}") from None
+
+
 def _evaluate_zoo(rows: list[dict], root: Path | None) -> None:
     """Add recomputed clean accuracy (whole test set) and PGD-20 robust accuracy at the training eps."""
     import torch
@@ -60,16 +82,17 @@ def _evaluate_zoo(rows: list[dict], root: Path | None) -> None:
     from .config import TRAIN_ATTACK
     from .data import eval_subset, load_split
     from .metrics import clean_accuracy, robust_accuracy
+    from .units import radius
     from .zoo import load_model
 
     for r in rows:
-        model = load_model(r["dataset"], r["method"], r["alpha"], root)
+        model = load_model(r["dataset"], r["method"], r["alpha"], root, r["units"])
         x, y = load_split(r["dataset"], train=False)
         r["clean_acc_now"] = round(clean_accuracy(model, x, y), 2)
         eps = TRAIN_ATTACK[parse(Dataset, r["dataset"])][0]
         xs, ys, _ = eval_subset(r["dataset"])
         r["train_eps"] = round(eps, 4)
-        r["robust_acc_pgd20"] = round(robust_accuracy(model, xs, ys, eps, steps=20, restarts=1,
+        r["robust_acc_pgd20"] = round(robust_accuracy(model, xs, ys, radius(eps, r["units"], r["dataset"]), steps=20, restarts=1,
                                                       generator=torch.Generator().manual_seed(0)), 1)
 
 
@@ -77,7 +100,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from .zoo import list_zoo
 
     root = Path(args.zoo) if args.zoo else None
-    rows = list_zoo(root)
+    rows = list_zoo(root, units=args.eps_units, all_readings=args.eps_units is None)
     if not rows:
         print("the zoo is empty", file=sys.stderr)
         return 1
@@ -86,12 +109,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     if args.markdown:
         from .zoo import paper_clean_accuracy
         paper = paper_clean_accuracy()
-        print("| dataset | model | clean test acc. % (ours) | paper % | epochs run / planned (best) | status | wall time | device |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| dataset | eps units | model | clean test acc. % (ours) | paper % | epochs run / planned (best) | status | wall time | device |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             name = r["method"] + ("" if r["alpha"] is None else f" (alpha {r['alpha']:g})")
             ref = paper.get((r["dataset"], r["method"], r["alpha"]))
-            print(f"| {r['dataset']} | {name} | {r['clean_acc']:.2f} | {'-' if ref is None else f'{ref:.2f}'} | "
+            print(f"| {r['dataset']} | {r['units']} | {name} | {r['clean_acc']:.2f} | {'-' if ref is None else f'{ref:.2f}'} | "
                   f"{r['epochs_run']} / {r['epochs_planned']} ({r['best_epoch']}) | {r['status']} | "
                   f"{r['wall_time_s'] / 60:.1f} min | {r['device']} |")
         return 0
@@ -126,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = eval_config(args.dataset, _csv(args.students), profile=args.profile,
                       eps=[parse_eps(e) for e in _csv(args.eps)] if args.eps else None, n_images=args.n_images,
                       attack=Attack(args.steps, args.restarts), strategy=args.strategy, seed=args.seed,
-                      chunk_size=args.chunk_size)
+                      chunk_size=args.chunk_size, units=args.eps_units)
     df = evaluate(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
                   zoo_root=args.zoo)
     import pandas as pd
@@ -135,6 +158,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if any(e > 0 for e in cfg.eps):
             print(emplb_table(df, cfg.dataset).to_string(index=False))
     print(f"rows in {Path(args.out) / 'empirical.csv'}, run record in {Path(args.out) / 'run.json'}")
+    if args.export:
+        from .evaluate import export
+        print(f"published in {export(args.out, args.export)}")
     return 0
 
 
@@ -148,12 +174,13 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
     from .tables import table3
 
     if args.table3:
-        cfg = table3_study(seed=args.seed)
+        cfg = table3_study(seed=args.seed, units=args.eps_units)
     else:
         images = tuple(range(args.n_images))
         cfg = AttackStudyConfig(args.dataset, tuple(_csv(args.students)), parse_eps(args.eps), images,
                                 steps=tuple(int(s) for s in _csv(args.steps)),
-                                restarts=tuple(int(r) for r in _csv(args.restarts)), seed=args.seed)
+                                restarts=tuple(int(r) for r in _csv(args.restarts)), seed=args.seed,
+                                units=args.eps_units)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import time
@@ -195,7 +222,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                            args.n_images or EVAL_SUBSET_SIZE[args.dataset], method=args.method,
                            modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
                            tightening=args.tightening, budget=args.budget, seed=args.seed, shard=parse_shard(args.shard),
-                           agreement=args.agreement)
+                           agreement=args.agreement, units=args.eps_units)
         df = verify(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     import pandas as pd
 
@@ -221,7 +248,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = calibration_config(args.dataset, _csv(args.students), n_images=args.n_images, seed=args.seed,
-                             eps=None if args.eps is None else parse_eps(args.eps))
+                             eps=None if args.eps is None else parse_eps(args.eps), units=args.eps_units)
     out = run(cfg, args.out, n_bins=args.bins)
     print(f"calibration of {', '.join(cfg.students)} on {cfg.dataset.value} in {out} (ece.csv, reliability_*.png)")
     return 0
@@ -243,7 +270,7 @@ def cmd_exact(args: argparse.Namespace) -> int:
     cfg = ExactConfig(dataset=args.dataset, pair=args.pair, students=tuple(_csv(args.students)),
                       eps=tuple(parse_eps(e) for e in _csv(args.eps)), n_images=args.n_images, tol=args.tol,
                       time_limit=args.time_limit, bound_method=args.method, global_time_limit=args.global_time_limit,
-                      seed=args.seed)
+                      seed=args.seed, units=args.eps_units)
     rows = exact_study(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     closed = (rows.status == "closed").sum()
     print(f"{len(rows)} rows in {Path(args.out) / 'exact.csv'}: {closed} closed to {cfg.tol:g}, "
@@ -294,7 +321,7 @@ def cmd_figure1(args: argparse.Namespace) -> int:
 
     with torch_threads(args.threads or torch.get_num_threads()):  # restored after: main() also runs in-process
         dest = publish_figure_one(args.out, args.dataset.value, parse_eps(args.eps), tuple(_csv(args.students)),
-                                  digit=args.digit, grid=args.grid, seed=args.seed)
+                                  digit=args.digit, grid=args.grid, seed=args.seed, units=args.eps_units)
     print(f"Figure 1 in {dest / 'figure1.png'}, its record in {dest / 'figure1.json'}")
     return 0
 
@@ -317,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--alpha", type=float, default=None, help="distillation weight (default: the paper's)")
     t.add_argument("--profile", type=_choice(Profile), default=Profile.FULL, help="quick or full (default)")
     t.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
-    t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors (default: zoo/)")
+    t.add_argument("--eps-units", type=_choice(EpsUnits), default=EpsUnits.NORMALISED,
+                   help="how the paper's training eps is read: normalised (default, the paper's) or pixel")
+    t.add_argument("--std", default=None, help="per-channel std of the normalised reading (default: the "
+                   "dataset's, fkd.units.STD); CIFAR-10: population or kuangliu, or a comma list")
+    t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors, pixel-unit models "
+                   "under pixel/<dataset>/ (default: zoo/)")
     t.add_argument("--teacher", default=None, help="teacher .safetensors (default: the zoo's rt)")
     t.add_argument("--checkpoint-dir", default=None,
                    help="resumable checkpoints (default: $FKD_CHECKPOINTS or ~/.cache/fkd/checkpoints/<run>)")
@@ -337,11 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--evaluate", action="store_true",
                    help="recompute clean accuracy and PGD-20 robust accuracy (training eps, fixed subset)")
     z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
+    z.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="only the zoo of one reading: normalised or pixel (default: both)")
     z.set_defaults(func=cmd_zoo)
     e = sub.add_parser("evaluate", help="robust accuracy, distillation agreement, EMPLB, fidelity (Table 1)")
     e.add_argument("--dataset", type=_choice(Dataset), required=True)
     e.add_argument("--students", default="sd,ard,rslad,fd", help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75")
     e.add_argument("--eps", default=None, help="comma list, e.g. 0,0.1 or 4/255,8/255 (default: the paper's grid)")
+    e.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
+                        "(default: the dataset's reading, fkd.units.DEFAULT_UNITS)")
     e.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset")
     e.add_argument("--profile", type=_choice(Profile), default=Profile.FULL,
                    help="full: the paper's subset size; quick: 100 images (CIFAR-10: 20)")
@@ -355,12 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--threads", type=int, default=0, help="torch threads when --workers 1")
     e.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
     e.add_argument("--out", required=True, help="run directory (resumes if it exists)")
+    e.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 1 and the EMPLB tables here")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
     a = sub.add_parser("attack-study", help="EMPLB against PGD steps and restarts; --table3 for Table 3")
     a.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     a.add_argument("--students", default="sd,ard,rslad,fd")
     a.add_argument("--eps", default="0.1")
+    a.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
     a.add_argument("--n-images", type=int, default=100)
     a.add_argument("--steps", default="1,5,10,25,50,100,200")
     a.add_argument("--restarts", default="1,2,5,10,20")
@@ -374,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     v.add_argument("--students", default="sd,ard,rslad,fd")
     v.add_argument("--eps", default=None, help="comma list (default: the paper's grid without 0)")
+    v.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
+                        "(default: the dataset's reading, fkd.units.DEFAULT_UNITS)")
     v.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset")
     v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
     v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight (z_j - z_i "
@@ -401,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     c.add_argument("--students", default="sd,ard,rslad,fd,kdiga,tfkd,fdboth")
     c.add_argument("--eps", default=None, help="EMPLB radius (default: 0.1 MNIST, 8/255 otherwise)")
+    c.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
     c.add_argument("--n-images", type=int, default=1000, help="first N images of the fixed subset")
     c.add_argument("--bins", type=int, default=15, help="equal-width confidence bins")
     c.add_argument("--seed", type=int, default=0)
@@ -413,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--train", action="store_true", help="train the small pair first (teacher, then students)")
     x.add_argument("--students", default="sd,fd")
     x.add_argument("--eps", default="0.02,0.05,0.1")
+    x.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
     x.add_argument("--n-images", type=int, default=5, help="first N images of the fixed subset")
     x.add_argument("--tol", type=float, default=1e-3, help="stop when upper - lower <= tol")
     x.add_argument("--time-limit", type=float, default=60.0, help="branch-and-bound seconds per (image, student)")
@@ -437,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("figure1", help="Figure 1: the teacher-student gap over a slice of the eps-ball, with its record")
     f.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     f.add_argument("--eps", default="0.1")
+    f.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
     f.add_argument("--students", default="sd,fd")
     f.add_argument("--digit", type=int, default=3, help="the first subset image with this label")
     f.add_argument("--grid", type=int, default=101)

@@ -12,8 +12,9 @@ from typing import Any, Iterable
 
 import torch
 
-from .config import Dataset, eps_label, model_name, parse, resolve_model
+from .config import Dataset, EpsUnits, eps_label, model_name, parse, resolve_model
 from .metrics import Attack, EmplbStrategy, emplb
+from .units import pixel_label, radius, resolve_units
 
 STEPS = (1, 5, 10, 25, 50, 100, 200)
 RESTARTS = (1, 2, 5, 10, 20)
@@ -32,10 +33,12 @@ class AttackStudyConfig:
     strategies: tuple[EmplbStrategy, ...] = (EmplbStrategy.MAX, EmplbStrategy.CLASSES)
     step_factor: float = 2.5
     seed: int = 0
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "units", resolve_units(self.units, d))
         object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
         object.__setattr__(self, "strategies", tuple(parse(EmplbStrategy, s) for s in self.strategies))
         if EmplbStrategy.BOTH in self.strategies:
@@ -46,7 +49,8 @@ class AttackStudyConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset.value, "students": list(self.students), "eps": self.eps,
                 "images": list(self.images), "steps": list(self.steps), "restarts": list(self.restarts),
-                "strategies": [s.value for s in self.strategies], "step_factor": self.step_factor, "seed": self.seed}
+                "strategies": [s.value for s in self.strategies], "step_factor": self.step_factor, "seed": self.seed,
+                "units": self.units.value}
 
 
 def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True):
@@ -61,19 +65,21 @@ def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True
     x_all, _, idx_all = eval_subset(cfg.dataset)
     pick = torch.as_tensor(cfg.images)
     x, idx = x_all[pick], [idx_all[i] for i in cfg.images]
-    teacher = load_model(cfg.dataset, "rt", root=zoo_root)
+    teacher = load_model(cfg.dataset, "rt", root=zoo_root, units=cfg.units)
     rows, r_max = [], max(cfg.restarts)
-    students = {s: load_model(cfg.dataset, *resolve_model(cfg.dataset, s), root=zoo_root) for s in cfg.students}
+    students = {s: load_model(cfg.dataset, *resolve_model(cfg.dataset, s), root=zoo_root, units=cfg.units)
+                for s in cfg.students}
+    r = radius(cfg.eps, cfg.units, cfg.dataset)
     jobs = [(s, strat, n) for s in cfg.students for strat in cfg.strategies for n in cfg.steps]
     for student_name, strategy, steps in tqdm(jobs, desc="attack study", disable=not progress):
         student = students[student_name]
         g = torch.Generator().manual_seed(cfg.seed)
-        runs = torch.stack([emplb(teacher, student, x, cfg.eps, Attack(steps, 1, cfg.step_factor), strategy, g).value
+        runs = torch.stack([emplb(teacher, student, x, r, Attack(steps, 1, cfg.step_factor), strategy, g).value
                             for _ in range(r_max)])             # (r_max, N)
         best = runs.cummax(0).values
         for r in cfg.restarts:
             rows += [{"dataset": cfg.dataset.value, "teacher": "rt", "student": student_name, "eps": cfg.eps,
-                      "image": idx[i], "strategy": strategy.value, "steps": steps, "restarts": r,
+                      "units": cfg.units.value, "eps_pixel": pixel_label(r), "image": idx[i], "strategy": strategy.value, "steps": steps, "restarts": r,
                       "value": float(best[r - 1, i])} for i in range(len(idx))]
     return pd.DataFrame(rows)
 
@@ -99,16 +105,16 @@ def plateau_summary(df):
 
 def table3_study(dataset: Dataset | str = Dataset.FASHION_MNIST, eps: float = 8 / 255,
                  students: Iterable[str] = ("rslad", "fd"), images: Iterable[int] = (0, 1, 2),
-                 seed: int = 0) -> AttackStudyConfig:
+                 seed: int = 0, units: EpsUnits | str | None = None) -> AttackStudyConfig:
     """Table 3's sweep: EMPLB with PGD-1/5/25/50 (5 restarts) of three F-MNIST images at 8/255,
     RSLAD against FD, with the paper's objective and with the per-class objectives. The paper does
     not say which three test images it used; ours are the first three of the fixed subset."""
     return AttackStudyConfig(dataset=dataset, students=tuple(students), eps=eps, images=tuple(images),
-                             steps=(1, 5, 25, 50), restarts=(5,), seed=seed)
+                             steps=(1, 5, 25, 50), restarts=(5,), seed=seed, units=units)
 
 
 def describe(cfg: AttackStudyConfig) -> str:
-    return (f"{cfg.dataset.value}, eps {eps_label(cfg.eps)}, {len(cfg.images)} images, students "
+    return (f"{cfg.dataset.value}, eps {eps_label(cfg.eps)} ({cfg.units.value}), {len(cfg.images)} images, students "
             f"{', '.join(cfg.students)}, steps {list(cfg.steps)}, restarts {list(cfg.restarts)}")
 
 

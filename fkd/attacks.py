@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .units import Radius, as_tensor, check_radius, positive
+
 
 class Objective(Protocol):
     models: tuple[nn.Module, ...]
@@ -146,7 +148,7 @@ def _tile(t: Tensor, r: int) -> Tensor:
     return out.copy_(t.expand_as(out))
 
 
-def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: float,
+def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size: Radius,
         restarts: int = 1, random_start: bool = True, generator: torch.Generator | None = None,
         keep: Literal["best", "last"] = "best") -> tuple[Tensor, Tensor | None]:
     """Projected gradient ascent on ``objective`` over B_eps(x0) intersected with [0, 1].
@@ -158,15 +160,16 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
     Args:
         objective: maps (R, B, C, H, W) to values (R, B) to maximise.
         x0: clean inputs (B, C, H, W) in [0, 1].
-        eps: l-inf radius in pixel units, >= 0.
+        eps: l-inf radius in pixel units, >= 0: a float, or a (C, 1, 1) tensor per channel
+            (``fkd.units.radius`` makes it from an eps and its units).
+        step_size: the signed-gradient step in pixel units, a float or (C, 1, 1) like ``eps``.
         generator: seeds the random start; same generator state, same result.
 
     Returns:
         x_adv (B, C, H, W) inside the ball and [0, 1], and its objective value (B,) (None with
         ``keep="last"``, which skips the extra forward pass that scoring the last iterate costs).
     """
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_radius(eps)
     if steps < 0 or restarts < 1:
         raise ValueError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
     if keep not in ("best", "last"):
@@ -175,13 +178,16 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
     if not (x0.is_contiguous() or x0.is_contiguous(memory_format=torch.channels_last)):
         x0 = x0.contiguous()
     shape = (restarts, *x0.shape)
+    per_channel = isinstance(eps, Tensor)
+    r = as_tensor(eps, x0) if per_channel else float(eps)
+    step = as_tensor(step_size, x0) if isinstance(step_size, Tensor) else None
     # the iterate and its bounds share one memory layout (x0's, e.g. channels_last), tiled over
     # restarts: clamping same-layout tensors in place avoids the slow broadcasting/strided paths
     # (measured in benchmarks/train_throughput.py)
-    lo, hi, x = (_tile(t, restarts) for t in ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0), x0))
-    if random_start and eps > 0:
+    lo, hi, x = (_tile(t, restarts) for t in ((x0 - r).clamp_(min=0.0), (x0 + r).clamp_(max=1.0), x0))
+    if random_start and positive(eps):
         noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu")
-        x.add_(noise.to(x0.device, x0.dtype).mul_(2 * eps).sub_(eps)).clamp_(lo, hi)
+        x.add_(noise.to(x0.device, x0.dtype).mul_(2 * r).sub_(r)).clamp_(lo, hi)
     best_x, best_v = None, None
     expand = (1,) * (x0.dim() - 1)
     with eval_mode(*objective.models), torch.enable_grad():
@@ -203,7 +209,10 @@ def pgd(objective: Objective, x0: Tensor, eps: float, *, steps: int, step_size: 
             if final:
                 break
             (grad,) = torch.autograd.grad(value.sum(), x)
-            x = x.detach().add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
+            if step is None:
+                x = x.detach().add_(grad.sign_(), alpha=float(step_size)).clamp_(lo, hi)
+            else:
+                x = x.detach().add_(grad.sign_().mul_(step)).clamp_(lo, hi)
     if keep == "last":
         return x.detach()[0], None
     r = best_v.argmax(0)  # (B,)

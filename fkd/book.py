@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
-from .config import PAPER_EPS, Dataset, Profile, parse
+from .config import PAPER_EPS, Dataset, EpsUnits, Profile, parse
 from .data import EVAL_SUBSET_SIZE
 from .runner import torch_threads
+from .units import radius, resolve_units
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -34,8 +35,9 @@ class Experiment:
     """What one chapter computes: the zoo teacher against ``students`` on ``dataset``.
 
     ``n_images``: images of the fixed evaluation subset for Table 1 and EMPLB; ``n_verify``: images
-    for FAITHUB (Table 2); ``eps``: radii in pixel units (Table 1 adds eps = 0); ``out``: where runs
-    go (resumable, ``out/<dataset>/{empirical,certified}``); ``workers``: Dask workers (1: in-process).
+    for FAITHUB (Table 2); ``eps``: radii read in ``units`` (Table 1 adds eps = 0; None: the
+    dataset's reading, ``fkd.units.DEFAULT_UNITS``, whose zoo is used); ``out``: where runs go
+    (resumable, ``out/<dataset>/{empirical,certified}``); ``workers``: Dask workers (1: in-process).
     """
     dataset: Dataset
     profile: Profile
@@ -48,10 +50,12 @@ class Experiment:
     seed: int
     out: Path
     workers: int = 1
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "units", resolve_units(self.units, self.dataset))
         if any(not 0.0 < e <= 1.0 for e in self.eps) or not self.eps:
-            raise ValueError(f"eps must lie in (0, 1] (pixel units), got {self.eps}")
+            raise ValueError(f"eps must lie in (0, 1] ({self.units.value} units), got {self.eps}")
         if self.n_images < 1 or self.n_verify < 0 or self.workers < 1:
             raise ValueError("n_images and workers must be positive and n_verify >= 0, got "
                              f"{self.n_images}, {self.workers}, {self.n_verify}")
@@ -64,14 +68,14 @@ class Experiment:
         from .evaluate import eval_config
 
         return eval_config(self.dataset, self.students, profile=self.profile, eps=(0.0, *self.eps),
-                           n_images=self.n_images, seed=self.seed)
+                           n_images=self.n_images, seed=self.seed, units=self.units)
 
     def verify_config(self):
         """The certified run (Table 2, Figures 2 and 3): ``fkd.verify.VerifyConfig``."""
         from .verify import VerifyConfig
 
         return VerifyConfig(dataset=self.dataset, students=self.students, eps=self.eps, n_images=max(self.n_verify, 1),
-                            method=self.bound_method, seed=self.seed)
+                            method=self.bound_method, seed=self.seed, units=self.units)
 
     @torch_threads(1)  # in-process tasks on small networks: one thread (see fkd.runner.torch_threads)
     def evaluate(self):
@@ -110,13 +114,15 @@ class Experiment:
 def experiment(profile: str = "quick", dataset: str = "mnist", n_images: int | None = None,
                eps: Iterable[float] | None = None, device: str = "cpu", seed: int = 0,
                out: str | Path = "_build/reproduce", students: Iterable[str] = STUDENTS,
-               n_verify: int | None = None, bound_method: str | None = None, workers: int = 1) -> Experiment:
+               n_verify: int | None = None, bound_method: str | None = None, workers: int = 1,
+               units: str | None = None) -> Experiment:
     """Build a chapter's ``Experiment`` from its parameters cell; None takes the profile's value.
 
     Args:
         profile: quick (first 20/20/5 images evaluated, 10/10/5 verified with CROWN) or full (the
             paper's 1000/1000/100 images; LP bounds for the MLPs, CROWN for CIFAR-10).
-        eps: radii > 0 in pixel units (default: the paper's grid of the dataset).
+        eps: radii > 0 (default: the paper's grid of the dataset), read in ``units``.
+        units: normalised or pixel (None: the dataset's reading, ``fkd.units.DEFAULT_UNITS``).
         out: output directory; a relative path is taken from the project root (notebooks run in book/).
     """
     d, p = parse(Dataset, dataset), parse(Profile, profile)
@@ -128,7 +134,7 @@ def experiment(profile: str = "quick", dataset: str = "mnist", n_images: int | N
     out = Path(out)
     return Experiment(dataset=d, profile=p, students=tuple(students), eps=grid, n_images=n_eval,
                       n_verify=min(n_ver, n_eval), bound_method=method, device=device, seed=seed,
-                      out=out if out.is_absolute() else ROOT / out, workers=workers)
+                      out=out if out.is_absolute() else ROOT / out, workers=workers, units=units)
 
 
 def provenance(run_dir: Path | str) -> dict[str, Any]:
@@ -217,7 +223,7 @@ class OneImage(NamedTuple):
 
 @torch_threads(1)
 def one_image(dataset: Dataset | str = "mnist", student: str = "sd", position: int = 0, eps: float = 0.1,
-              method: str = "lp", mode: str = "tight", seed: int = 0) -> OneImage:
+              method: str = "lp", mode: str = "tight", seed: int = 0, units: str | None = None) -> OneImage:
     """Sandwich delta* (eq. 8) for image ``position`` of the fixed subset: EMPLB by the paper's PGD
     (section 4.1) below, FAITHUB (eqs. 9 to 11, ``method`` bounds, ``mode``) above."""
     import torch
@@ -230,11 +236,13 @@ def one_image(dataset: Dataset | str = "mnist", student: str = "sd", position: i
     d = parse(Dataset, dataset)
     x, _, idx = eval_subset(d, position + 1)
     x0 = x[position]
-    teacher, model = load_model(d, "rt").eval(), load_model(d, student).eval()
-    low = emplb(teacher, model, x0[None], eps, generator=torch.Generator().manual_seed(seed))
+    u = resolve_units(units, d)
+    r = radius(eps, u, d)
+    teacher, model = load_model(d, "rt", units=u).eval(), load_model(d, student, units=u).eval()
+    low = emplb(teacher, model, x0[None], r, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         pt, ps = teacher(low.point).softmax(-1)[0], model(low.point).softmax(-1)[0]
-    fb = faithub(teacher, model, x0, eps, mode=mode, method=method)
+    fb = faithub(teacher, model, x0, r, mode=mode, method=method)
     return OneImage(int(idx[position]), float(low.value[0]), fb, pt, ps)
 
 

@@ -25,14 +25,15 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from .config import Dataset, eps_label, model_name, parse, resolve_model
+from .config import Dataset, EpsUnits, eps_label, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
 from .runner import task_generator, torch_threads, write_record
+from .units import radius, resolve_units
 
 #: The paper's main radius per dataset (pixel units): where the chapters compare the students.
 MAIN_EPS = {Dataset.MNIST: 0.1, Dataset.FASHION_MNIST: 8 / 255, Dataset.CIFAR10: 8 / 255}
 N_BINS = 15
-COLUMNS = ["dataset", "student", "point", "eps", "image", "label", "model", "confidence", "predicted"]
+COLUMNS = ["dataset", "student", "point", "eps", "units", "image", "label", "model", "confidence", "predicted"]
 
 
 def _bins(confidence: Tensor, n_bins: int) -> Tensor:
@@ -86,10 +87,12 @@ class CalibrationConfig:
     attack: Attack = field(default_factory=lambda: PAPER_ATTACK)
     strategy: EmplbStrategy = EmplbStrategy.BOTH
     seed: int = 0
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "units", resolve_units(self.units, d))
         object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
         object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
         if not self.students or "rt" in self.students or not 0 <= self.eps <= 1 or self.n_images < 1:
@@ -97,14 +100,16 @@ class CalibrationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {**d, "dataset": self.dataset.value, "strategy": self.strategy.value, "students": list(self.students)}
+        return {**d, "dataset": self.dataset.value, "strategy": self.strategy.value, "students": list(self.students),
+                "units": self.units.value}
 
 
 def calibration_config(dataset: Dataset | str, students: Iterable[str], *, eps: float | None = None,
-                       n_images: int = 1000, seed: int = 0) -> CalibrationConfig:
+                       n_images: int = 1000, seed: int = 0, units: EpsUnits | str | None = None) -> CalibrationConfig:
     """The chapter's run: ``eps`` defaults to the dataset's main radius (0.1 MNIST, 8/255 otherwise)."""
     d = parse(Dataset, dataset)
-    return CalibrationConfig(d, tuple(students), MAIN_EPS[d] if eps is None else eps, n_images, seed=seed)
+    return CalibrationConfig(d, tuple(students), MAIN_EPS[d] if eps is None else eps, n_images, seed=seed,
+                             units=units)
 
 
 def _rows(cfg: CalibrationConfig, student: str, point: str, image: Tensor, y: Tensor,
@@ -114,6 +119,7 @@ def _rows(cfg: CalibrationConfig, student: str, point: str, image: Tensor, y: Te
     for model, p in probs.items():
         conf, pred = p.max(-1)
         out += [{"dataset": cfg.dataset.value, "student": student, "point": point, "eps": eps,
+                 "units": cfg.units.value,
                  "image": int(image[i]), "label": int(y[i]), "model": model, "confidence": float(conf[i]),
                  "predicted": int(pred[i])} for i in range(len(y))]
     return out
@@ -131,14 +137,17 @@ def calibration_rows(cfg: CalibrationConfig, zoo_root: Path | None = None, batch
     from .zoo import load_model
 
     x, y, idx = eval_subset(cfg.dataset, cfg.n_images)
-    teacher = load_model(cfg.dataset, *resolve_model(cfg.dataset, cfg.teacher), root=zoo_root).requires_grad_(False)
+    teacher = load_model(cfg.dataset, *resolve_model(cfg.dataset, cfg.teacher), root=zoo_root,
+                         units=cfg.units).requires_grad_(False)
+    r = radius(cfg.eps, cfg.units, cfg.dataset)
     rows: list[dict[str, Any]] = []
     for name in cfg.students:
-        student = load_model(cfg.dataset, *resolve_model(cfg.dataset, name), root=zoo_root).requires_grad_(False)
+        student = load_model(cfg.dataset, *resolve_model(cfg.dataset, name), root=zoo_root,
+                             units=cfg.units).requires_grad_(False)
         for a in range(0, len(y), batch):
             xb, yb, ib = x[a:a + batch], y[a:a + batch], idx[a:a + batch]
             g = task_generator(cfg.seed, cfg.dataset.value, name, cfg.eps, a, "calibration")
-            point = emplb(teacher, student, xb, cfg.eps, cfg.attack, cfg.strategy, g).point
+            point = emplb(teacher, student, xb, r, cfg.attack, cfg.strategy, g).point
             with torch.no_grad():
                 for kind, pts in (("clean", xb), ("emplb", point)):
                     probs = {"teacher": teacher(pts).softmax(-1), "student": student(pts).softmax(-1)}

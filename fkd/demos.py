@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .attacks import pgd
 from .config import Dataset, Method, parse, train_config
+from .units import default_units, radius
 from .losses import Logits, get_method
 from .runner import torch_threads
 
@@ -34,13 +35,14 @@ def inner_point(dataset: Dataset | str, method: Method | str, student: nn.Module
         x' (B, C, H, W): x itself for SD (no inner maximisation), else the PGD point of eq. 4, 5 or 12.
     """
     d, spec = parse(Dataset, dataset), get_method(method)
-    cfg = train_config(d, spec.method)
+    cfg = train_config(d, spec.method, eps_units=default_units(d))  # the reading of the zoo's models
     with torch.no_grad():
         t_clean = teacher(x)
     objective = spec.objective(student, teacher, y, t_clean)
     if objective is None:
         return x
-    x_adv, _ = pgd(objective, x, cfg.eps, steps=cfg.steps, step_size=cfg.step_size, generator=generator, keep="last")
+    x_adv, _ = pgd(objective, x, radius(cfg.eps, cfg.eps_units, d), steps=cfg.steps,
+                   step_size=radius(cfg.step_size, cfg.eps_units, d), generator=generator, keep="last")
     return x_adv
 
 

@@ -18,12 +18,13 @@ from typing import Any, Iterable
 
 import torch
 
-from .config import PAPER_EPS, Dataset, Profile, model_name, parse, resolve_model
+from .config import PAPER_EPS, Dataset, EpsUnits, Profile, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
 from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
+from .units import pixel_label, radius, resolve_units
 
-COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "image", "metric", "value",
-           "steps", "restarts", "seed")
+COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "metric",
+           "value", "steps", "restarts", "seed")
 #: evaluation subset size of the quick profile (the full profile uses the paper's 1000/1000/100)
 QUICK_IMAGES = {Dataset.MNIST: 100, Dataset.FASHION_MNIST: 100, Dataset.CIFAR10: 20}
 
@@ -32,8 +33,8 @@ QUICK_IMAGES = {Dataset.MNIST: 100, Dataset.FASHION_MNIST: 100, Dataset.CIFAR10:
 class EvalConfig:
     """One empirical evaluation: models, radii, images, attack and seed.
 
-    ``students`` are zoo names (``fd-a0.5``); ``eps`` in pixel units; the first ``n_images`` of the
-    fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
+    ``students`` are zoo names (``fd-a0.5``); ``eps`` in ``units`` (normalised or pixel, None: the
+    dataset's default reading, whose zoo is evaluated); the first ``n_images`` of the fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
     per-task seeds, so it is part of the config).
     """
     dataset: Dataset
@@ -46,10 +47,12 @@ class EvalConfig:
     seed: int = 0
     chunk_size: int = 250
     profile: Profile = Profile.FULL
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "units", resolve_units(self.units, d))
         object.__setattr__(self, "profile", parse(Profile, self.profile))
         object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
         if isinstance(self.attack, dict):
@@ -59,7 +62,7 @@ class EvalConfig:
             raise ValueError("students must name at least one student (sd, ard, rslad, fd, or e.g. fd-a0.75)")
         object.__setattr__(self, "students", students)
         if any(not 0.0 <= e <= 1.0 for e in self.eps) or not self.eps:
-            raise ValueError(f"eps must lie in [0, 1] (pixel units), got {self.eps}")
+            raise ValueError(f"eps must lie in [0, 1] ({self.units.value} units), got {self.eps}")
         object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
         if self.n_images < 1 or self.chunk_size < 1:
             raise ValueError(f"n_images and chunk_size must be positive, got {self.n_images}, {self.chunk_size}")
@@ -71,6 +74,8 @@ class EvalConfig:
     def fingerprint(self) -> str:
         """Hash of the fields that decide every row's value (students and eps may grow between runs)."""
         keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "profile")}
+        if self.units is EpsUnits.PIXEL:  # pixel-unit runs made before units were recorded keep theirs
+            keep.pop("units")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -114,10 +119,10 @@ def plan(cfg: EvalConfig) -> list[Task]:
 
 
 @lru_cache(maxsize=32)
-def _model(dataset: Dataset, name: str, root: str | None):
+def _model(dataset: Dataset, name: str, root: str | None, units: EpsUnits):
     from .zoo import load_model
 
-    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None)
+    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None, units=units)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -136,20 +141,22 @@ def run_task(cfg: EvalConfig, task: Task, zoo_root: str | None = None) -> list[d
     ``kl`` at the EMPLB point (at eps = 0: the clean point)."""
     x, y, idx = _images(cfg.dataset, cfg.n_images)
     x, y, idx = x[task.start:task.stop], y[task.start:task.stop], idx[task.start:task.stop]
-    model = _model(cfg.dataset, task.model, zoo_root)
-    values: dict[str, torch.Tensor] = {"correct": robust_correct(model, x, y, task.eps, cfg.attack,
+    model = _model(cfg.dataset, task.model, zoo_root, cfg.units)
+    r = radius(task.eps, cfg.units, cfg.dataset)  # the pixel radius of the task's eps
+    values: dict[str, torch.Tensor] = {"correct": robust_correct(model, x, y, r, cfg.attack,
                                                                  task.generator(cfg, "correct"))}
     if task.model != cfg.teacher:
-        teacher = _model(cfg.dataset, cfg.teacher, zoo_root)
-        values["agree"] = agreement(teacher, model, x, task.eps, cfg.attack, task.generator(cfg, "agree"))
-        e = emplb(teacher, model, x, task.eps, cfg.attack, cfg.strategy, task.generator(cfg, "emplb"))
+        teacher = _model(cfg.dataset, cfg.teacher, zoo_root, cfg.units)
+        values["agree"] = agreement(teacher, model, x, r, cfg.attack, task.generator(cfg, "agree"))
+        e = emplb(teacher, model, x, r, cfg.attack, cfg.strategy, task.generator(cfg, "emplb"))
         values["emplb"] = e.value
         if len(e.by_strategy) > 1:
             values.update({f"emplb_{s.value}": v for s, v in e.by_strategy.items()})
         values["top1_agree"], values["kl"] = fidelity(teacher, model, e.point)
     method, alpha = resolve_model(cfg.dataset, task.model)
     base = {"dataset": cfg.dataset.value, "teacher": cfg.teacher, "student": task.model, "method": method.value,
-            "alpha": "" if alpha is None else alpha, "eps": task.eps, "steps": cfg.attack.steps,
+            "alpha": "" if alpha is None else alpha, "eps": task.eps, "units": cfg.units.value,
+            "eps_pixel": pixel_label(r), "steps": cfg.attack.steps,
             "restarts": cfg.attack.restarts, "seed": cfg.seed}
     return [{**base, "image": int(idx[i]), "metric": name, "value": float(v[i])}
             for name, v in values.items() for i in range(len(idx))]

@@ -25,13 +25,14 @@ import torch
 from .bounds import DiffMode, as_net
 from .bounds.exact import exact_delta
 from .bounds.shared import ImageBounds
-from .config import Dataset, model_name, parse, resolve_model
+from .config import Dataset, EpsUnits, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, run_growing, task_generator, write_csv_atomic
+from .units import pixel_label, radius, resolve_units
 from .verify import _have, _part
 
 MODES = (DiffMode.PAPER, DiffMode.TIGHT, DiffMode.JOINT)
-COLUMNS = ["dataset", "pair", "teacher", "student", "method", "alpha", "eps", "image", "emplb",
+COLUMNS = ["dataset", "pair", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "emplb",
            "faithub_paper", "faithub_tight", "faithub_joint", "delta_lower", "delta_upper", "gap", "status",
            "bab_lower", "bab_upper", "bab_status", "nodes", "root_upper", "global_lower", "global_upper",
            "global_status", "global_solves", "global_variables", "seconds_faithub", "seconds_exact",
@@ -44,7 +45,8 @@ class ExactConfig:
     fixed subset, at every eps: branch and bound to ``tol`` within ``time_limit`` seconds (or
     ``max_nodes``) per (image, student); FAITHUB by ``bound_method`` (lp or crown); Gurobi's global
     MINLP with ``global_time_limit`` seconds per (class, sign) and four times that per (image,
-    student), started from the branch and bound's bounds (0: skip it)."""
+    student), started from the branch and bound's bounds (0: skip it). ``units``: how eps is read;
+    a small pair is defined in pixel units, the zoo pair takes the dataset's reading by default."""
     dataset: Dataset = Dataset.MNIST
     pair: str = "mnist-7x7"
     students: tuple[str, ...] = ("sd", "fd")
@@ -57,10 +59,15 @@ class ExactConfig:
     global_time_limit: float = 30.0
     attack: Attack = PAPER_ATTACK
     seed: int = 0
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
+        units = resolve_units(self.units, d) if self.pair == "zoo" else parse(EpsUnits, self.units or "pixel")
+        if self.pair != "zoo" and units is not EpsUnits.PIXEL:
+            raise ValueError(f"the small pair {self.pair} is defined in pixel units; leave units unset or pixel")
+        object.__setattr__(self, "units", units)
         if isinstance(self.attack, dict):
             object.__setattr__(self, "attack", Attack(**self.attack))
         object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
@@ -68,7 +75,7 @@ class ExactConfig:
         if not self.students or "rt" in self.students:
             raise ValueError("students must name at least one student (e.g. sd, fd)")
         if not self.eps or any(not 0.0 < e <= 1.0 for e in self.eps):
-            raise ValueError(f"eps must lie in (0, 1] (pixel units), got {self.eps}")
+            raise ValueError(f"eps must lie in (0, 1] ({self.units.value} units), got {self.eps}")
         if self.n_images < 1 or self.time_limit <= 0 or self.tol <= 0 or self.max_nodes < 0:
             raise ValueError("n_images, time_limit and tol must be positive, max_nodes >= 0")
         if self.bound_method not in ("crown", "lp"):
@@ -93,19 +100,21 @@ class ExactConfig:
     def fingerprint(self) -> str:
         """Hash of what decides a row (students, eps and image count may grow between invocations)."""
         keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "n_images")}
+        if self.units is EpsUnits.PIXEL:  # pixel-unit runs made before units were recorded keep theirs
+            keep.pop("units")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=16)
-def _model(dataset: Dataset, pair: str, name: str):
-    """(model, lowered net) of a zoo model (pair ``zoo``) or of the small pair's model."""
+def _model(dataset: Dataset, pair: str, name: str, units: EpsUnits = EpsUnits.PIXEL):
+    """(model, lowered net) of a zoo model (pair ``zoo``, the zoo of ``units``) or of the small pair's model."""
     from .models import INPUT_SHAPE
     from .small import get_pair, load_small
     from .zoo import load_model
 
     method, alpha = resolve_model(dataset, name)
     if pair == "zoo":
-        model, shape = load_model(dataset, method, alpha), INPUT_SHAPE[dataset]
+        model, shape = load_model(dataset, method, alpha, units=units), INPUT_SHAPE[dataset]
     else:
         small = get_pair(pair)
         model, shape = load_small(small, method), small.input_shape
@@ -128,20 +137,21 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
     """Rows of one image at one eps, one per student; raises if the sandwich is broken (a bug)."""
     x, idx = images(cfg)
     x0 = x[position]
-    teacher, t_net = _model(cfg.dataset, cfg.pair, "rt")
-    shared = ImageBounds(x0, eps, cfg.bound_method, "auto", 60.0)
+    r = radius(eps, cfg.units, cfg.dataset)  # the pixel radius (a small pair: eps itself)
+    teacher, t_net = _model(cfg.dataset, cfg.pair, "rt", cfg.units)
+    shared = ImageBounds(x0, r, cfg.bound_method, "auto", 60.0)
     rows = []
     for name in cfg.students:
-        student, s_net = _model(cfg.dataset, cfg.pair, name)
+        student, s_net = _model(cfg.dataset, cfg.pair, name, cfg.units)
         g = task_generator(cfg.seed, cfg.dataset.value, cfg.pair_name, name, eps, position, "emplb")
-        e = emplb(teacher, student, x0[None], eps, cfg.attack, "both", g)
+        e = emplb(teacher, student, x0[None], r, cfg.attack, "both", g)
         t0 = time.perf_counter()
         bounds = {m.value: getattr(shared, m.value)(t_net, s_net).value for m in MODES}
         t1 = time.perf_counter()
-        d = exact_delta(teacher, student, x0, eps, tol=cfg.tol, max_nodes=cfg.max_nodes,
+        d = exact_delta(teacher, student, x0, r, tol=cfg.tol, max_nodes=cfg.max_nodes,
                         time_limit=cfg.time_limit, start_points=e.point, t_net=t_net, s_net=s_net)
         lower = float(e.value[0])
-        nl = _global(cfg, teacher, student, t_net, s_net, x0, eps, e, d)
+        nl = _global(cfg, teacher, student, t_net, s_net, x0, r, e, d)
         upper = min(d.upper, nl.upper, *bounds.values())  # every one is a proven bound on delta*
         best = max(d.lower, nl.lower)
         if lower > upper + 1e-6 or best > upper + 1e-6:
@@ -150,7 +160,8 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
                                  f"This is a bug; please report it.")
         method, alpha = resolve_model(cfg.dataset, name)
         rows.append({"dataset": cfg.dataset.value, "pair": cfg.pair_name, "teacher": "rt", "student": name,
-                     "method": method.value, "alpha": alpha, "eps": eps, "image": idx[position],
+                     "method": method.value, "alpha": alpha, "eps": eps, "units": cfg.units.value,
+                     "eps_pixel": pixel_label(r), "image": idx[position],
                      "emplb": f"{lower:.7g}", **{f"faithub_{m}": f"{v:.7g}" for m, v in bounds.items()},
                      "delta_lower": f"{best:.7g}", "delta_upper": f"{upper:.7g}", "gap": f"{upper - best:.3g}",
                      "status": "closed" if upper - best <= cfg.tol else "open",
@@ -163,7 +174,7 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
     return rows
 
 
-def _global(cfg: ExactConfig, teacher, student, t_net, s_net, x0, eps: float, e, bab):
+def _global(cfg: ExactConfig, teacher, student, t_net, s_net, x0, eps, e, bab):
     """Gurobi's global MINLP (``fkd.bounds.global_nl``) where asked for and where the licence allows;
     otherwise a record that it did not run (bounds 0 and 1, status skipped or unavailable)."""
     from .bounds.global_nl import GlobalDelta, global_delta

@@ -4,7 +4,8 @@ predictive KL).
 
 Every function takes float images x (N, C, H, W) in [0, 1] and eval-mode models, works on the
 whole batch at once (restarts and EMPLB's per-class objectives are folded into the batch) and
-returns one value per image.
+returns one value per image. ``eps`` is a pixel radius (``fkd.units.Radius``: a float, or a
+(C, 1, 1) tensor per channel, made by ``fkd.units.radius`` from an eps and its units).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from .attacks import ConfidenceGap, CrossEntropy, Disagreement, forward, per_example_kl, pgd
 from .data import to_float
+from .units import Radius, positive
 
 
 class EmplbStrategy(str, enum.Enum):
@@ -38,10 +40,10 @@ class Attack:
         if self.steps < 1 or self.restarts < 1 or self.step_factor <= 0:
             raise ValueError(f"need steps >= 1, restarts >= 1, step_factor > 0; got {self}")
 
-    def step_size(self, eps: float) -> float:
-        return self.step_factor * eps / self.steps
+    def step_size(self, eps: Radius) -> Radius:
+        return self.step_factor * eps / self.steps  # float or (C, 1, 1) tensor alike
 
-    def run(self, objective, x: Tensor, eps: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def run(self, objective, x: Tensor, eps: Radius, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Best point (N, C, H, W) and its objective value (N,) of this attack on ``objective``."""
         return pgd(objective, x, eps, steps=self.steps, step_size=self.step_size(eps), restarts=self.restarts,
                    generator=generator)
@@ -62,7 +64,7 @@ def confidence_gap(teacher: nn.Module, student: nn.Module, x: Tensor) -> Tensor:
     return (forward(teacher, x).softmax(-1) - forward(student, x).softmax(-1)).abs().amax(-1)
 
 
-def robust_correct(model: nn.Module, x: Tensor, y: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+def robust_correct(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, attack: Attack = PAPER_ATTACK,
                    generator: torch.Generator | None = None) -> Tensor:
     """Whether each image is classified correctly at x and at the CE-maximising PGD point.
 
@@ -74,13 +76,13 @@ def robust_correct(model: nn.Module, x: Tensor, y: Tensor, eps: float, attack: A
         bool (N,); its mean is robust accuracy (Table 1). At eps = 0, clean correctness.
     """
     ok = predict(model, x) == y
-    if eps > 0:
+    if positive(eps):
         x_adv, _ = attack.run(CrossEntropy(model, y, prefer_errors=True), x, eps, generator)
         ok &= predict(model, x_adv) == y
     return ok
 
 
-def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack: Attack = PAPER_ATTACK,
               generator: torch.Generator | None = None) -> Tensor:
     """The summand of eq. 14 per image: 1_OA(x) - 1_ADE(x).
 
@@ -93,7 +95,7 @@ def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, att
     """
     c_t = predict(teacher, x)
     ok = predict(student, x) == c_t
-    if eps > 0:
+    if positive(eps):
         x_adv, _ = attack.run(Disagreement(student, teacher, c_t), x, eps, generator)
         ok &= predict(student, x_adv) == predict(teacher, x_adv)
     return ok
@@ -128,7 +130,7 @@ def _gap_classes(teacher, student, x, eps, attack, generator) -> tuple[Tensor, T
     return gaps.gather(0, best[None]).squeeze(0), points.view(objectives, n, *x.shape[1:])[best, torch.arange(n)]
 
 
-def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack: Attack = PAPER_ATTACK,
+def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack: Attack = PAPER_ATTACK,
           strategy: EmplbStrategy | str = EmplbStrategy.BOTH, generator: torch.Generator | None = None) -> Emplb:
     """Empirical maximum prediction lower bound (section 4.1): the largest ||f_t - f_s||_inf PGD finds
     in B_eps(x) intersected with [0, 1]. A lower bound on delta* (eq. 8), never above it.
@@ -144,7 +146,7 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: float, attack:
 
     strategy = parse(EmplbStrategy, strategy)
     clean = (confidence_gap(teacher, student, x), x)
-    if eps == 0:
+    if not positive(eps):
         return Emplb(*clean, {strategy: clean[0]})
     runs = {EmplbStrategy.MAX: _gap_max, EmplbStrategy.CLASSES: _gap_classes}
     chosen = list(runs) if strategy is EmplbStrategy.BOTH else [strategy]
@@ -180,14 +182,16 @@ def clean_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 100
     return 100.0 * correct / x.shape[0]
 
 
-def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, steps: int = 50,
+def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, *, steps: int = 50,
                     step_size: float | None = None, restarts: int = 5, generator: torch.Generator | None = None,
                     batch_size: int = 500) -> float:
     """Percent of images (uint8 or float (N, C, H, W)) still correct at the PGD point (Table 1).
 
     Default attack: PGD-50, step 2.5 * eps / 50, 5 random restarts.
     """
-    factor = 2.5 if step_size is None or eps == 0 else step_size * steps / eps
+    if step_size is not None and isinstance(eps, Tensor):
+        raise ValueError("step_size with a per-channel radius: give the attack as a step factor instead")
+    factor = 2.5 if step_size is None or not positive(eps) else step_size * steps / eps
     attack = Attack(steps, restarts, factor)
     dev = next(model.parameters()).device
     correct = 0

@@ -15,8 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import forward
+from .config import EpsUnits
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import torch_threads
+from .units import Radius, as_tensor, pixel_label, positive, radius, resolve_units
 
 
 class Slice(NamedTuple):
@@ -45,33 +47,34 @@ class Slice(NamedTuple):
         return float(self.coords[i]), float(self.coords[j])
 
 
-def directions(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, generator: torch.Generator,
+def directions(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: Radius, generator: torch.Generator,
                attack: Attack = PAPER_ATTACK) -> tuple[Tensor, Tensor, float]:
     """The slice directions of one image: d1 = (EMPLB point - x0) / eps, d2 random signs.
 
     Args:
-        x0: one image (C, H, W) in [0, 1]; eps > 0.
+        x0: one image (C, H, W) in [0, 1]; eps: the pixel radius (float or (C, 1, 1)), > 0.
     Returns:
         d1, d2 (C, H, W) with entries in [-1, 1], and the EMPLB value (at x0 + eps d1).
     """
-    if eps <= 0:
-        raise ValueError(f"eps must be > 0 for a slice of the ball, got {eps}")
+    if not positive(eps):
+        raise ValueError(f"eps must be > 0 for a slice of the ball, got {pixel_label(eps)}")
     e = emplb(teacher, student, x0[None], eps, attack, "both", generator)
     d1 = (e.point[0] - x0) / eps
     d2 = torch.randint(0, 2, x0.shape, generator=generator).to(x0.dtype) * 2 - 1
     return d1, d2, float(e.value[0])
 
 
-def slice_points(x0: Tensor, eps: float, d1: Tensor, d2: Tensor, coords: Tensor) -> Tensor:
+def slice_points(x0: Tensor, eps: Radius, d1: Tensor, d2: Tensor, coords: Tensor) -> Tensor:
     """The points x0 + eps (a d1 + b d2) for a, b in ``coords`` (n,), projected onto B_eps(x0)
     cap [0, 1]: (n * n, C, H, W), a-major (row i = coords[i] along d1)."""
     a, b = torch.meshgrid(coords, coords, indexing="ij")
-    pts = x0 + eps * (a.reshape(-1, 1, 1, 1) * d1 + b.reshape(-1, 1, 1, 1) * d2)
-    return torch.minimum(torch.maximum(pts, (x0 - eps).clamp(min=0.0)), (x0 + eps).clamp(max=1.0))
+    r = as_tensor(eps, x0)
+    pts = x0 + r * (a.reshape(-1, 1, 1, 1) * d1 + b.reshape(-1, 1, 1, 1) * d2)
+    return torch.minimum(torch.maximum(pts, (x0 - r).clamp(min=0.0)), (x0 + r).clamp(max=1.0))
 
 
 @torch.no_grad()
-def gap_slice(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, d1: Tensor, d2: Tensor,
+def gap_slice(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: Radius, d1: Tensor, d2: Tensor,
               n: int = 41, emplb_value: float = float("nan")) -> Slice:
     """||f_t - f_s||_inf and both networks' top-1 classes on an n x n grid of the slice.
 
@@ -94,10 +97,12 @@ def gap_slice(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, d1
 
 @torch_threads(1)
 def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int | None = 3,
-               position: int | None = None, grid: int = 81, seed: int = 0, attack: Attack = PAPER_ATTACK):
+               position: int | None = None, grid: int = 81, seed: int = 0, attack: Attack = PAPER_ATTACK,
+               units: EpsUnits | str | None = None):
     """Figure 1 from the zoo: the gap slices of one image for each student, side by side.
 
     Args:
+        eps, units: the nominal radius and its reading (None: the dataset's; its zoo is used).
         digit: use the first image of the fixed subset with this label (the paper's "3"), unless
             ``position`` (index into the subset) is given.
     Returns:
@@ -113,18 +118,21 @@ def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), 
         if len(hits) == 0:
             raise ValueError(f"no image with label {digit} in the {dataset} subset")
         position = int(hits[0])
-    teacher = load_model(dataset, "rt").eval()
+    units = resolve_units(units, dataset)
+    r = radius(eps, units, dataset)
+    teacher = load_model(dataset, "rt", units=units).eval()
     slices = {}
     for s in students:
-        model = load_model(dataset, s).eval()
-        d1, d2, value = directions(teacher, model, x[position], eps, torch.Generator().manual_seed(seed), attack)
-        slices[s.upper()] = gap_slice(teacher, model, x[position], eps, d1, d2, grid, value)
-    title = f"{dataset} test image {idx[position]} (label {int(y[position])}): ||f_t - f_s||_inf over a slice of the eps = {eps:g} ball"
+        model = load_model(dataset, s, units=units).eval()
+        d1, d2, value = directions(teacher, model, x[position], r, torch.Generator().manual_seed(seed), attack)
+        slices[s.upper()] = gap_slice(teacher, model, x[position], r, d1, d2, grid, value)
+    title = (f"{dataset} test image {idx[position]} (label {int(y[position])}): ||f_t - f_s||_inf over a slice "
+             f"of the eps = {eps:g} ball ({units.value} units)")
     return plot_gap_slices(slices, eps, title), slices, idx[position]
 
 
 def publish_figure_one(dest, dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int = 3,
-                       grid: int = 101, seed: int = 0) -> Path:
+                       grid: int = 101, seed: int = 0, units: EpsUnits | str | None = None) -> Path:
     """Write Figure 1 (``figure1.png``) with its slice statistics and run record (``figure1.json``:
     config, seed, test image, largest gap and disagreeing share per student, packages, wall time)."""
     import json
@@ -137,12 +145,15 @@ def publish_figure_one(dest, dataset: str = "mnist", eps: float = 0.1, students=
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    fig, slices, test_index = figure_one(dataset, eps, tuple(students), digit=digit, grid=grid, seed=seed)
+    units = resolve_units(units, dataset)
+    fig, slices, test_index = figure_one(dataset, eps, tuple(students), digit=digit, grid=grid, seed=seed, units=units)
     fig.savefig(dest / "figure1.png", dpi=110)
     plt.close(fig)
     stats = {name: {"largest_gap": round(float(s.gap.max()), 4), "disagree_share": round(float(s.disagree.float().mean()), 4)}
              for name, s in slices.items()}
-    run = {"config": {"dataset": dataset, "eps": eps, "students": list(students), "digit": digit, "grid": grid},
+    run = {"config": {"dataset": dataset, "eps": eps, "units": units.value,
+                      "eps_pixel": pixel_label(radius(eps, units, dataset)), "students": list(students),
+                      "digit": digit, "grid": grid},
            "seed": seed, "test_index": int(test_index), "slices": stats,
            "wall_time_s": round(time.perf_counter() - t0, 1), **record()}
     (dest / "figure1.json").write_text(json.dumps(run, indent=1) + "\n")

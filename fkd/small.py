@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Dataset, Method, model_name, parse, train_config
+from .config import Dataset, EpsUnits, Method, model_name, parse, train_config
 from .data import eval_subset, load_split, to_float
 from .models import _mlp, build
 from .zoo import load_from, save_model, zoo_dir
@@ -94,7 +94,7 @@ def train_small(pair: SmallPair, method: Method | str, checkpoint_dir: Path | st
     from .train import train
 
     method = parse(Method, method)
-    cfg = train_config(pair.dataset, method, seed=pair.seed, epochs=pair.epochs,
+    cfg = train_config(pair.dataset, method, seed=pair.seed, epochs=pair.epochs, eps_units=EpsUnits.PIXEL,
                        patience=pair.epochs, eps=pair.eps, step_size=pair.eps / 4)
     teacher = None if method is Method.RT else load_small(pair, Method.RT, root)
     with torch.random.fork_rng(devices=[]):

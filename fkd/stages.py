@@ -116,12 +116,13 @@ def stage_records(results: Path | str = RESULTS, zoo: Path | str | None = None):
     """
     import pandas as pd
 
-    from .zoo import zoo_dir
+    from .units import default_units
+    from .zoo import units_root, zoo_dir
 
     results, zoo = Path(results), Path(zoo) if zoo else zoo_dir()
     rows = []
     for d in Dataset:
-        rows += _train_rows(d, zoo)
+        rows += _train_rows(d, units_root(default_units(d), zoo))  # the zoo of the dataset's reading
         for stage, dirs in RUN_DIRS.items():
             for rel in dirs.get(d.value, []):
                 run_dir = results / rel

@@ -27,6 +27,7 @@ from .losses import Logits, get_method, input_gradient
 from .metrics import clean_accuracy
 from .models import architecture, build
 from .provenance import record
+from .units import Radius, positive, radius, scaled
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -77,8 +78,12 @@ def _init_model(cfg: TrainConfig) -> nn.Sequential:
 
 
 def train_step(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None, x: Tensor, y: Tensor,
-               eps: float, step_size: float, g: torch.Generator) -> Tensor:
-    """One batch: the method's inner maximisation (PGD), then its loss. Returns the loss (scalar)."""
+               eps: Radius, step_size: Radius, g: torch.Generator) -> Tensor:
+    """One batch: the method's inner maximisation (PGD), then its loss. Returns the loss (scalar).
+
+    Args:
+        eps, step_size: the attack's pixel radius and step (floats, or (C, 1, 1) per channel).
+    """
     spec = get_method(cfg.method)
     t_clean = s_clean = s_grad = t_grad = None
     if "teacher_grad" in spec.needs:  # KDIGA: input gradients of CE, the student's for a double backward
@@ -90,7 +95,7 @@ def train_step(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None, 
     x_adv = None
     objective = spec.objective(student, teacher, y, t_clean)
     if objective is not None:
-        if eps > 0:
+        if positive(eps):
             x_adv, _ = pgd(objective, x, eps, steps=cfg.steps, step_size=step_size, generator=g, keep="last")
         else:
             x_adv = x
@@ -172,6 +177,8 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
             state = saved["state"]
     n = data.train_x.shape[0]
     n_batches = math.ceil(n / cfg.batch_size)
+    r_eps = radius(cfg.eps, cfg.eps_units, cfg.dataset, cfg.std)  # the pixel radius (fkd.units)
+    r_step = radius(cfg.step_size, cfg.eps_units, cfg.dataset, cfg.std)
     stopped = "completed"
     started = time.perf_counter()
     while state["epoch"] < cfg.epochs:
@@ -194,7 +201,7 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
             x = x.to(device, non_blocking=True, memory_format=fmt)
             y = data.train_y[idx].to(device, non_blocking=True)
             ramp = min(1.0, (epoch + b / n_batches) / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs else 1.0
-            loss = train_step(cfg, model, teacher, x, y, cfg.eps * ramp, cfg.step_size * ramp, g)
+            loss = train_step(cfg, model, teacher, x, y, scaled(r_eps, ramp), scaled(r_step, ramp), g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

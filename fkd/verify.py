@@ -23,9 +23,10 @@ import torch
 
 from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
 from .bounds.shared import ImageBounds, check_tightening
-from .config import Dataset, model_name, parse, resolve_model
+from .config import Dataset, EpsUnits, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, run_growing, task_generator, write_csv_atomic
+from .units import pixel_label, radius, resolve_units
 
 #: a bound may never sit below the attack's value; beyond this slack a violation is a bug and is raised
 SOUNDNESS_TOL = 1e-6
@@ -36,7 +37,9 @@ class VerifyConfig:
     """EMPLB and FAITHUB of ``students`` against the zoo teacher on the first ``n_images`` images
     of the fixed subset (this shard of them), for every eps and FAITHUB mode; with ``agreement``
     also certified distillation agreement (``fkd.bounds.agreement``: certified, counterexample,
-    unknown, disagree_clean) per image."""
+    unknown, disagree_clean) per image. ``eps`` is read in ``units`` (None: the dataset's default
+    reading, whose zoo is verified); the verifier's box is [x0 - r, x0 + r] & [0, 1] with r the
+    pixel radius per channel (``fkd.units.radius``)."""
     dataset: Dataset
     students: tuple[str, ...]
     eps: tuple[float, ...]
@@ -51,10 +54,12 @@ class VerifyConfig:
     seed: int = 0
     shard: tuple[int, int] = (1, 1)
     agreement: bool = False
+    units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
+        object.__setattr__(self, "units", resolve_units(self.units, d))
         object.__setattr__(self, "method", parse(BoundMethod, self.method))
         object.__setattr__(self, "modes", tuple(parse(DiffMode, m) for m in self.modes))
         if self.tightening is not None:
@@ -67,7 +72,7 @@ class VerifyConfig:
         if not self.students or "rt" in self.students:
             raise ValueError("students must name at least one student (sd, ard, rslad, fd, or e.g. fd-a0.75)")
         if not self.eps or any(not 0.0 < e <= 1.0 for e in self.eps):
-            raise ValueError(f"eps must lie in (0, 1] (pixel units), got {self.eps}")
+            raise ValueError(f"eps must lie in (0, 1] ({self.units.value} units), got {self.eps}")
         k, n = self.shard
         if not 1 <= k <= n:
             raise ValueError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
@@ -86,6 +91,8 @@ class VerifyConfig:
         keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "shard", "n_images")}
         if not self.agreement:  # runs made before the field existed keep their fingerprint
             keep.pop("agreement")
+        if self.units is EpsUnits.PIXEL:  # so do the pixel-unit runs made before units were recorded
+            keep.pop("units")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def images(self) -> list[int]:
@@ -104,27 +111,28 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=16)
-def _nets(dataset: Dataset, name: str):
+def _nets(dataset: Dataset, name: str, units: EpsUnits):
     from .models import INPUT_SHAPE
     from .zoo import load_model
 
-    model = load_model(dataset, *resolve_model(dataset, name))
+    model = load_model(dataset, *resolve_model(dataset, name), units=units)
     return model, as_net(model, INPUT_SHAPE[dataset])
 
 
 def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any]]:
-    """Rows of one image at one eps, one per student; raises if EMPLB > FAITHUB (a bug)."""
+    """Rows of one image at one eps (in ``cfg.units``), one per student; raises if EMPLB > FAITHUB (a bug)."""
     from .data import eval_subset
 
     x, _, idx = eval_subset(cfg.dataset, cfg.n_images)
     x0 = x[position]
-    teacher, t_net = _nets(cfg.dataset, "rt")
-    shared = ImageBounds(x0, eps, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget)
+    r = radius(eps, cfg.units, cfg.dataset)  # the pixel radius, per channel where the std differs
+    teacher, t_net = _nets(cfg.dataset, "rt", cfg.units)
+    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget)
     rows = []
     for name in cfg.students:
-        student, s_net = _nets(cfg.dataset, name)
+        student, s_net = _nets(cfg.dataset, name, cfg.units)
         g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "emplb")
-        lower = float(emplb(teacher, student, x0[None], eps, cfg.attack, "both", g).value[0])
+        lower = float(emplb(teacher, student, x0[None], r, cfg.attack, "both", g).value[0])
         method, alpha = resolve_model(cfg.dataset, name)
         row: dict[str, Any] = {"dataset": cfg.dataset.value, "teacher": "rt", "student": name,
                                "method": method.value, "alpha": alpha, "eps": eps, "image": idx[position],
@@ -145,20 +153,21 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
             from .bounds.agreement import certify_agreement
 
             g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "agreement")
-            ag = certify_agreement(teacher, student, t_net, s_net, x0, eps, cfg.solver, cfg.time_limit, cfg.attack, g)
+            ag = certify_agreement(teacher, student, t_net, s_net, x0, r, cfg.solver, cfg.time_limit, cfg.attack, g)
             row.update(agreement=ag.outcome.value, agreement_by=ag.decided_by, seconds_agreement=round(ag.seconds, 4))
             if ag.decided_by == "milp":
                 statuses.append({"optimal": "ok"}.get(ag.status, ag.status))  # time_limit or failed
                 solvers.add(ag.solver)
         row["status"] = next((s for s in ("failed", "time_limit") if s in statuses), "ok")
         row["solver"] = "+".join(sorted(solvers)) or "none"
+        row.update(units=cfg.units.value, eps_pixel=pixel_label(r))
         rows.append(row)
     return rows
 
 
 def _columns(cfg: VerifyConfig) -> list[str]:
     modes = [m.value for m in cfg.modes]
-    return (["dataset", "teacher", "student", "method", "alpha", "eps", "image", "emplb"]
+    return (["dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "emplb"]
             + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"]
             + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes]
             + (["agreement", "agreement_by", "seconds_agreement"] if cfg.agreement else []) + ["seed"])
@@ -248,9 +257,14 @@ def restore(published: Path | str, out: Path | str) -> int:
             raise FileNotFoundError(f"{published / name} not found: restore takes a directory written by "
                                     f"`python -m fkd verify --export DIR` (results/certified/<dataset>)")
     meta = json.loads((published / "config.json").read_text())
-    cfg = VerifyConfig(**meta["config"])
+    cfg = VerifyConfig(**{"units": EpsUnits.PIXEL, **meta["config"]})  # configs without units predate the
+    # normalised reading: they were all pixel-unit runs
     check_out(out, meta["fingerprint"], meta["config"], "restore into an empty directory or one of the same run")
     rows = pd.read_csv(published / "verify.csv.gz", dtype=str, keep_default_na=False)
+    if "units" not in rows.columns and cfg.units is EpsUnits.PIXEL:  # exported before rows named their units
+        at = list(rows.columns).index("eps") + 1
+        rows.insert(at, "units", "pixel")
+        rows.insert(at + 1, "eps_pixel", [pixel_label(float(e)) for e in rows.eps])
     columns = _columns(cfg)
     if list(rows.columns) != columns:
         raise ValueError(f"{published / 'verify.csv.gz'} has columns {list(rows.columns)}, this config "

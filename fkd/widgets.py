@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import PAPER_EPS, Dataset, model_name, parse, resolve_model
+from .config import PAPER_EPS, Dataset, EpsUnits, model_name, parse, resolve_model
 from .metrics import Attack
 from .runner import torch_threads
 from .slice import Slice, directions, gap_slice
+from .units import as_tensor, default_units, radius, resolve_units
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "certified"
 
@@ -44,13 +45,15 @@ class Frame:
 @dataclass
 class Explorer:
     """Frames of ``dataset``'s zoo teacher against ``students`` on the first ``n_images`` images of
-    the fixed subset. ``grid``: slice resolution per axis; ``seed``: slice directions and PGD starts."""
+    the fixed subset. ``grid``: slice resolution per axis; ``seed``: slice directions and PGD starts;
+    ``units``: how the slider's eps is read, and which zoo (None: the dataset's reading)."""
     dataset: Dataset | str = Dataset.MNIST
     students: tuple[str, ...] = ("sd", "ard", "rslad", "fd")
     n_images: int = 20
     grid: int = 41
     attack: Attack = Attack(20, 2)
     seed: int = 0
+    units: EpsUnits | str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,13 +63,15 @@ class Explorer:
         from .zoo import load_model
 
         self.dataset = parse(Dataset, self.dataset)
+        self.units = resolve_units(self.units, self.dataset)
         self.students = tuple(model_name(*resolve_model(self.dataset, s)) for s in self.students)
         self.x, self.y, self.index = eval_subset(self.dataset, self.n_images)
-        self.teacher = load_model(self.dataset, "rt").eval()
-        self.models = {s: load_model(self.dataset, *resolve_model(self.dataset, s)).eval() for s in self.students}
+        self.teacher = load_model(self.dataset, "rt", units=self.units).eval()
+        self.models = {s: load_model(self.dataset, *resolve_model(self.dataset, s), units=self.units).eval()
+                       for s in self.students}
         shape = INPUT_SHAPE[self.dataset]
         self.nets = {name: as_net(m, shape) for name, m in [("rt", self.teacher), *self.models.items()]}
-        self.published = _published(self.dataset)
+        self.published = _published(self.dataset, self.units)
 
     def frame(self, image: int, student: str, eps: float) -> Frame:
         """The view of image position ``image`` (0 .. n_images - 1), ``student``, radius ``eps``."""
@@ -76,7 +81,7 @@ class Explorer:
         if not 0 <= image < self.n_images:
             raise ValueError(f"image must lie in 0..{self.n_images - 1}, got {image}")
         if not 0.0 < eps <= 1.0:
-            raise ValueError(f"eps must lie in (0, 1] (pixel units), got {eps}")
+            raise ValueError(f"eps must lie in (0, 1] ({self.units.value} units), got {eps}")
         key = (image, student, round(eps, 6))
         if key not in self._cache:
             with torch_threads(1):  # tiny networks: one thread, never oversubscribed
@@ -87,22 +92,23 @@ class Explorer:
         from .bounds import faithub
 
         x0, model = self.x[image], self.models[student]
+        r = radius(eps, self.units, self.dataset)  # the pixel radius of the slider's eps
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + image)
-        d1, d2, value = directions(self.teacher, model, x0, eps, g, self.attack)
-        sl = gap_slice(self.teacher, model, x0, eps, d1, d2, self.grid, value)
-        worst = (x0 + eps * d1)[None]
+        d1, d2, value = directions(self.teacher, model, x0, r, g, self.attack)
+        sl = gap_slice(self.teacher, model, x0, r, d1, d2, self.grid, value)
+        worst = (x0 + as_tensor(r, x0) * d1)[None]
         with torch.no_grad():
             pt, ps = self.teacher(worst).softmax(-1)[0], model(worst).softmax(-1)[0]
-        fu = faithub(self.nets["rt"], self.nets[student], x0, eps, mode="tight", method="crown").value
+        fu = faithub(self.nets["rt"], self.nets[student], x0, r, mode="tight", method="crown").value
         pub = self.published.get((student, round(eps, 6), self.index[image]))
         return Frame(self.dataset, image, student, eps, sl, pt, ps, value, fu, pub)
 
 
-def _published(dataset: Dataset) -> dict:
+def _published(dataset: Dataset, units: EpsUnits) -> dict:
     """(student, eps, test index) -> (tight-mode FAITHUB, bound method) of the published certified
-    run, if any."""
+    run, if any, of the same reading."""
     path = RESULTS / dataset.value / "verify.csv.gz"
-    if not path.exists():
+    if not path.exists() or units is not default_units(dataset):
         return {}
     import pandas as pd
 

@@ -1,8 +1,10 @@
 """The model zoo: safetensors weights plus JSON metadata; ``load_model`` in one call.
 
-Layout: ``zoo/<dataset>/<name>.safetensors`` and ``<name>.json``, where ``name`` is ``rt`` for the
-robust teacher and ``<method>-a<alpha>`` for a student. The JSON holds the layer spec, so models
-are rebuilt from data and no pickle is ever loaded.
+Layout: ``zoo/<dataset>/<name>.safetensors`` and ``<name>.json`` for the models trained with the
+paper's eps in normalised units, ``zoo/pixel/<dataset>/...`` for the earlier zoo trained with eps
+in pixel units (``fkd.units``); ``name`` is ``rt`` for the robust teacher and ``<method>-a<alpha>``
+for a student. The JSON holds the layer spec, so models are rebuilt from data and no pickle is
+ever loaded. ``units=None`` everywhere means the dataset's default reading (``fkd.units.DEFAULT_UNITS``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import Dataset, Method, hparams, model_name, parse
+from .config import Dataset, EpsUnits, Method, hparams, model_name, parse
 from .models import build
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
@@ -42,13 +44,26 @@ def zoo_dir() -> Path:
     return Path(os.environ.get("FKD_ZOO", ZOO)).expanduser().resolve()
 
 
+def units_root(units: EpsUnits | str, root: Path | None = None) -> Path:
+    """The zoo directory of one reading: ``zoo/`` (normalised) or ``zoo/pixel/``."""
+    base = root or zoo_dir()
+    return base / "pixel" if parse(EpsUnits, units) is EpsUnits.PIXEL else base
+
+
 def model_path(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
-               root: Path | None = None) -> Path:
-    """Path stem (no suffix) of a zoo model; ``alpha=None`` is the paper's alpha for the row."""
+               root: Path | None = None, units: EpsUnits | str | None = None) -> Path:
+    """Path stem (no suffix) of a zoo model; ``alpha=None`` is the paper's alpha for the row.
+
+    Args:
+        root: a zoo root laid out like ``zoo/`` (default ``$FKD_ZOO`` or the shipped zoo).
+        units: the reading the model was trained under; None is the dataset's default.
+    """
+    from .units import resolve_units
+
     dataset, method = parse(Dataset, dataset), parse(Method, method)
     if alpha is None:
         alpha = hparams(dataset, method)[4]
-    return (root or zoo_dir()) / dataset.value / model_name(method, alpha)
+    return units_root(resolve_units(units, dataset), root) / dataset.value / model_name(method, alpha)
 
 
 def save_model(model: nn.Module, spec: list, meta: dict[str, Any], stem: Path) -> None:
@@ -79,39 +94,53 @@ def load_from(stem: Path) -> tuple[nn.Sequential, dict[str, Any]]:
 
 
 def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
-               root: Path | None = None) -> nn.Sequential:
+               root: Path | None = None, units: EpsUnits | str | None = None) -> nn.Sequential:
     """A ready, eval-mode ``nn.Sequential`` from the zoo, e.g. ``load_model("mnist", "fd")``.
 
     Args:
         dataset: mnist, fashion-mnist or cifar10. method: rt, sd, ard, rslad or fd (related: kdiga, tfkd, fdboth).
         alpha: the student's distillation weight; None is the paper's (CIFAR-10 FD also has 0.5, 0.75).
+        units: the zoo of one reading, ``normalised`` or ``pixel``; None is the dataset's default.
     """
-    return load_from(model_path(dataset, method, alpha, root))[0]
+    return load_from(model_path(dataset, method, alpha, root, units))[0]
 
 
 def load_meta(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
-              root: Path | None = None) -> dict[str, Any]:
-    stem = model_path(dataset, method, alpha, root)
+              root: Path | None = None, units: EpsUnits | str | None = None) -> dict[str, Any]:
+    stem = model_path(dataset, method, alpha, root, units)
     if not with_ext(stem, ".json").exists():
         raise ZooError(f"no metadata at {stem}.json. Fix: train the model or check out the shipped zoo.")
     return json.loads(with_ext(stem, ".json").read_text())
 
 
-def list_zoo(root: Path | None = None) -> list[dict[str, Any]]:
-    """One row per shipped model: dataset, method, alpha, accuracy, epochs, wall time, status."""
+def list_zoo(root: Path | None = None, units: EpsUnits | str | None = None,
+             all_readings: bool = False) -> list[dict[str, Any]]:
+    """One row per shipped model: dataset, units, method, alpha, accuracy, epochs, wall time, status.
+
+    Args:
+        units: only the zoo of this reading; None: each dataset's default reading.
+        all_readings: both readings' zoos (normalised first); overrides ``units``.
+    """
+    from .units import default_units
+
     rows = []
-    for meta_path in sorted((root or zoo_dir()).glob("*/*.json")):
+    readings = list(EpsUnits) if all_readings or units is None else [parse(EpsUnits, units)]
+    paths = [p for u in readings for p in sorted(units_root(u, root).glob("*/*.json"))
+             if p.parent.name in {d.value for d in Dataset}
+             and (all_readings or units is not None or default_units(p.parent.name) is u)]
+    for meta_path in paths:
         stem = strip_ext(meta_path)
         meta = json.loads(meta_path.read_text())
         cfg = meta["config"]
-        rows.append({"dataset": cfg["dataset"], "method": cfg["method"], "alpha": cfg["alpha"],
+        rows.append({"dataset": cfg["dataset"], "units": cfg["eps_units"], "method": cfg["method"], "alpha": cfg["alpha"],
                      "profile": cfg["profile"], "clean_acc": meta["clean_acc"],
                      "epochs_run": meta["epochs_run"], "epochs_planned": meta["epochs_planned"],
                      "best_epoch": meta["best_epoch"],
                      "wall_time_s": round(meta["wall_time_s"], 1), "device": meta["record"]["machine"]["device"],
                      "status": meta["status"], "file": with_ext(stem, ".safetensors").name})
-    order = {**{d.value: i for i, d in enumerate(Dataset)}, **{m.value: i for i, m in enumerate(Method)}}
-    return sorted(rows, key=lambda r: (order[r["dataset"]], order[r["method"]], r["alpha"] or 0))
+    order = {**{d.value: i for i, d in enumerate(Dataset)}, **{m.value: i for i, m in enumerate(Method)},
+             **{u.value: i for i, u in enumerate(EpsUnits)}}
+    return sorted(rows, key=lambda r: (order[r["units"]], order[r["dataset"]], order[r["method"]], r["alpha"] or 0))
 
 
 def paper_clean_accuracy() -> dict[tuple[str, str, float | None], float]:

@@ -29,7 +29,7 @@ def test_unknown_dataset_lists_the_options():
 def test_zoo_markdown_sets_ours_beside_the_papers():
     r = run("zoo", "--markdown")
     assert r.returncode == 0, r.stderr
-    assert "| mnist | rt | " in r.stdout and "| 97.88 |" in r.stdout
+    assert "| mnist | pixel | rt | " in r.stdout and "| 97.88 |" in r.stdout
 
 
 def test_zoo_csv_lists_models():

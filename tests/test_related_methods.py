@@ -110,12 +110,13 @@ def test_resolve_model_round_trips_every_method(dataset, method):
 
 @pytest.mark.parametrize("method", RELATED)
 def test_related_configs_record_their_parameters_and_keep_old_fingerprints(method):
-    cfg = train_config("mnist", method)
+    cfg = train_config("mnist", method, eps_units="pixel")
     d = cfg.to_dict()
     for key, value in RELATED_PARAMS.get(method, {}).items():
         assert d[key] == value
     assert TrainConfig.from_dict(d) == cfg
     assert cfg.eps_warmup_epochs == (0 if method is Method.KDIGA else 5)  # KDIGA has no inner maximisation
+    assert train_config("mnist", method).eps_warmup_epochs == 0  # the normalised reading needs no warm-up
     old = train_config("mnist", "fd").to_dict()
     assert "iga_weight" not in old and "true_prob" not in old
     with pytest.raises(ValueError, match="iga_weight is required"):
@@ -159,5 +160,6 @@ def test_shipped_related_students_load_and_record_their_config(dataset, method):
     model = load_model(dataset, method)
     assert isinstance(model, nn.Sequential) and not model.training
     meta = json.loads(path.read_text())
-    assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"])
+    assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"],
+                                                                 eps_units=meta["config"]["eps_units"])
     assert (meta["teacher"] is None) == (method is Method.TFKD)

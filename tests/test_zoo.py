@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -16,7 +17,7 @@ SHIPPED = [(d, m) for (d, m) in PAPER_HPARAMS if d is not Dataset.CIFAR10]
 
 def test_save_and_load_roundtrip_without_pickle(tmp_path):
     model = make_model("cifar10", "student")
-    stem = tmp_path / "cifar10" / "fd-a0.75"
+    stem = tmp_path / "cifar10" / "fd-a0.75"  # the normalised reading's layout
     save_model(model, architecture("cifar10", "student"), {"note": "x"}, stem)
     again, meta = load_from(stem)
     assert meta["note"] == "x" and not again.training
@@ -27,7 +28,9 @@ def test_save_and_load_roundtrip_without_pickle(tmp_path):
     assert json.loads(raw[8:8 + header])  # a safetensors header, not a pickle
     x = torch.rand(3, 3, 32, 32)
     assert torch.equal(model.eval()(x), again(x))
-    assert load_model("cifar10", "fd", 0.75, root=tmp_path) is not None
+    assert load_model("cifar10", "fd", 0.75, root=tmp_path, units="normalised") is not None
+    with pytest.raises(ZooError, match="pixel"):  # the pixel zoo lives in <root>/pixel
+        load_model("cifar10", "fd", 0.75, root=tmp_path, units="pixel")
 
 
 def test_missing_model_says_how_to_get_it(tmp_path):
@@ -49,20 +52,24 @@ def test_paper_alpha_is_the_default_name():
     assert model_path("mnist", "rt").name == "rt"
 
 
+@pytest.mark.parametrize("units", ["normalised", "pixel"])
 @pytest.mark.parametrize("dataset,method", SHIPPED)
-def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method):
-    model = load_model(dataset, method)
+def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method, units):
+    model = load_model(dataset, method, units=units)
     assert isinstance(model, nn.Sequential) and not model.training
-    meta = json.loads(with_ext(model_path(dataset, method), ".json").read_text())
+    meta = json.loads(with_ext(model_path(dataset, method, units=units), ".json").read_text())
+    assert meta["config"]["eps_units"] == units
     assert meta["config"]["dataset"] == dataset.value and meta["config"]["method"] == method.value
     assert meta["config"]["profile"] == "full"
     # a "full" model was trained with exactly the paper's settings (plus the recorded choices)
-    assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"])
+    assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"],
+                                                                 eps_units=meta["config"]["eps_units"])
     for key in ("seed", "wall_time_s", "epochs_run", "record", "history", "status"):
         assert key in meta
     assert meta["record"]["packages"]["torch"]
-    if method is not Method.RT:
-        assert meta["teacher"]["sha256"]
+    if method is not Method.RT:  # distilled from the zoo teacher of the same reading, byte for byte
+        teacher = with_ext(model_path(dataset, "rt", units=units), ".safetensors")
+        assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
     x, y = load_split(dataset, train=False)
     assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
 
@@ -78,12 +85,15 @@ def test_zoo_listing_has_every_shipped_model():
 
 def test_every_zoo_model_states_honestly_how_its_run_ended():
     """completed: ran every planned epoch; early-stopped: patience spent; partial: stopped short."""
-    for stem in sorted(zoo_dir().glob("*/*.json")):
+    stems = sorted(zoo_dir().glob("*/*.json")) + sorted(zoo_dir().glob("pixel/*/*.json"))
+    assert stems
+    for stem in stems:
         meta = json.loads(stem.read_text())
         cfg, run, planned = meta["config"], meta["epochs_run"], meta["epochs_planned"]
+        assert (cfg["eps_units"] == "pixel") == (stem.parent.parent.name == "pixel")  # each in its reading's zoo
         if cfg["profile"] == "full":  # never a shortened run passed off as the paper's settings
             assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg["alpha"],
-                                                              seed=cfg["seed"])
+                                                              seed=cfg["seed"], eps_units=cfg["eps_units"])
         assert planned == cfg["epochs"]
         assert len(meta["history"]) == run and 1 <= meta["best_epoch"] <= run
         assert meta["clean_acc"] == max(h["test_acc"] for h in meta["history"][cfg["eps_warmup_epochs"]:] or

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from .crown import crown_bounds, crown_linear
-from .interval import input_box
+from ..units import Radius, positive
+from .interval import input_box, inside, project
 from .joint import joint_net
 from .milp import Program, build_program
 from .network import DTYPE, FP_MARGIN, Net
@@ -112,7 +113,7 @@ def disagreement_program(joint: Net, box, per_op) -> tuple[Program, int]:
     return program, int(m_idx)
 
 
-def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net, x0: Tensor, eps: float,
+def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net, x0: Tensor, eps: Radius,
                       solver: Solver | str = Solver.AUTO, time_limit: float = 60.0, attack=None,
                       generator: torch.Generator | None = None) -> AgreementResult:
     """Decide whether some x' in B_eps(x0) cap [0, 1] makes teacher and student disagree.
@@ -131,11 +132,10 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
         return AgreementResult(Outcome.DISAGREE_CLEAN, "clean", float("nan"), time.perf_counter() - t0, "none")
 
     def confirmed(point: Tensor) -> bool:
-        inside = bool(((point - x0).abs() <= eps + 1e-6).all() and point.min() >= 0 and point.max() <= 1)
         p = point[None].to(x0.dtype)
-        return inside and int(predict(teacher, p)[0]) != int(predict(student, p)[0])
+        return inside(point, x0, eps) and int(predict(teacher, p)[0]) != int(predict(student, p)[0])
 
-    if attack is not None and eps > 0:
+    if attack is not None and positive(eps):
         from ..attacks import Disagreement
 
         x_adv, _ = attack.run(Disagreement(student, teacher, predict(teacher, x)), x, eps, generator)
@@ -158,7 +158,7 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     sol = session.solution()
     if sol is not None and sol[m_idx] > 0:
         point = torch.as_tensor(sol[:t_net.in_dim], dtype=x0.dtype).reshape(x0.shape)
-        point = torch.minimum(torch.maximum(point, (x0 - eps).clamp(0, 1)), (x0 + eps).clamp(0, 1))
+        point = project(point, x0, eps)
         if confirmed(point):
             return AgreementResult(Outcome.COUNTEREXAMPLE, "milp", res.bound, time.perf_counter() - t0,
                                    res.solver, point, res.status.value)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .crown import crown_bounds
 from .exact import _gap, class_bounds
-from .interval import input_box
+from .interval import input_box, project
 from .joint import joint_net
 from .network import FP_MARGIN, Affine, Net, ReLU
 from .solvers import SOLVER_ABS_TOL, SolverUnavailable
@@ -167,7 +167,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
         upper = max(upper, min(cap, m.ObjBound + SOLVER_ABS_TOL + 2 * FP_MARGIN))
         if m.SolCount > 0:
             cand = torch.tensor([v.X for v in x], dtype=x0.dtype).reshape(x0.shape)
-            cand = torch.minimum(torch.maximum(cand, (x0 - eps).clamp(0, 1)), (x0 + eps).clamp(0, 1))
+            cand = project(cand, x0, eps)
             g = float(_gap(teacher, student, cand[None].float())[0])  # the real gap at the point
             if g > lower:
                 lower, point = g, cand

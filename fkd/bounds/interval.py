@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..units import Radius, as_tensor, check_radius
 from .network import DTYPE, Affine, MaxPool, Net, Op, ReLU
 
 
@@ -19,20 +20,34 @@ class Box(NamedTuple):
     upper: Tensor
 
 
-def input_box(x0: Tensor, eps: float) -> Box:
-    """The l-inf ball around x0 intersected with [0, 1], flattened.
+def input_box(x0: Tensor, eps: Radius) -> Box:
+    """The l-inf ball around x0 intersected with [0, 1], flattened: [x0 - r, x0 + r] & [0, 1].
 
     Args:
         x0: one image (C, H, W) or a batch (B, C, H, W) in [0, 1].
-        eps: radius >= 0 in pixel units.
+        eps: the pixel radius r >= 0: a float, or a (C, 1, 1) tensor of per-channel radii
+            (``fkd.units.radius`` makes it from an eps and its units).
     Returns:
         Box of (B, C*H*W) float64 tensors (B = 1 for a single image).
     """
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_radius(eps)
     x = x0.detach().to("cpu", DTYPE)
-    x = x.reshape(1, -1) if x.dim() == 3 else x.reshape(x.shape[0], -1)
-    return Box((x - eps).clamp(0.0, 1.0), (x + eps).clamp(0.0, 1.0))
+    r = as_tensor(eps, x)
+    x = x.unsqueeze(0) if x.dim() == 3 else x
+    lo, hi = (x - r).clamp(0.0, 1.0), (x + r).clamp(0.0, 1.0)
+    return Box(lo.reshape(x.shape[0], -1), hi.reshape(x.shape[0], -1))
+
+
+def project(point: Tensor, x0: Tensor, eps: Radius) -> Tensor:
+    """``point`` (C, H, W) clipped into the ball of pixel radius ``eps`` around x0, cap [0, 1]."""
+    r = as_tensor(eps, x0)
+    return torch.minimum(torch.maximum(point, (x0 - r).clamp(0, 1)), (x0 + r).clamp(0, 1))
+
+
+def inside(point: Tensor, x0: Tensor, eps: Radius, tol: float = 1e-6) -> bool:
+    """Whether ``point`` (C, H, W) lies in the ball of pixel radius ``eps`` around x0, cap [0, 1]."""
+    r = as_tensor(eps, x0)
+    return bool(((point - x0).abs() <= r + tol).all() and point.min() >= 0 and point.max() <= 1)
 
 
 def propagate(op: Op, box: Box) -> Box:

@@ -1,0 +1,329 @@
+"""The units question for the book: the same paper read with eps in pixel and in normalised units.
+
+Both readings' published runs side by side, each beside the paper's numbers: the pixel reading's
+in ``results/empirical/<dataset>`` and ``results/certified/<dataset>`` (the earlier zoo,
+``zoo/pixel``), the normalised reading's in ``results/units/<dataset>/{empirical,certified}`` (the
+retrained zoo, ``zoo/<dataset>``). A paper cell counts as reproduced when ours is within
+``TOLERANCE`` of it: 2 points of accuracy (Table 1), 0.05 of a bound's mean (Table 2). Nothing here
+holds a number of its own: every value is read from the rows and the zoo's metadata.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .config import Dataset, EpsUnits, eps_label, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+#: How close a cell must be to the paper's to count as reproduced: Table 1 in accuracy points,
+#: Table 2 in the mean of a bound over the images.
+TOLERANCE = {"table1": 2.0, "table2": 0.05}
+
+
+class ReadingRuns(NamedTuple):
+    """One reading's published runs of one dataset (None where a run is not published)."""
+    units: EpsUnits
+    empirical: Any   # fkd.evaluate rows
+    certified: Any   # fkd.verify rows
+    empirical_dir: Path
+    certified_dir: Path
+
+
+def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS) -> tuple[Path, Path]:
+    """(empirical, certified) run directories of one reading's published runs."""
+    d, u, results = parse(Dataset, dataset), parse(EpsUnits, units), Path(results)
+    if u is EpsUnits.PIXEL:
+        return results / "empirical" / d.value, results / "certified" / d.value
+    return results / "units" / d.value / "empirical", results / "units" / d.value / "certified"
+
+
+def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS) -> ReadingRuns:
+    """The published rows of ``dataset`` under one reading."""
+    import pandas as pd
+
+    from .evaluate import load_results
+
+    emp_dir, cert_dir = run_dirs(dataset, units, results)
+    emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
+    cert_file = next((cert_dir / n for n in ("verify.csv.gz", "verify.csv") if (cert_dir / n).exists()), None)
+    cert = pd.read_csv(cert_file) if cert_file else None
+    return ReadingRuns(parse(EpsUnits, units), emp, cert, emp_dir, cert_dir)
+
+
+def _table1_cells(rows, dataset: Dataset):
+    """Table 1 as long cells: eps, quantity (robust RT, agree FD, ...), ours, paper, diff."""
+    from .tables import table1
+
+    t = table1(rows, dataset).drop(columns="n_images", level=0)
+    long = t.stack(level=0, future_stack=True).reset_index()
+    long.columns = ["eps", "quantity", *long.columns[2:]]
+    return long[["eps", "quantity", "ours", "paper", "diff"]].dropna(subset=["paper"])
+
+
+def _table2_cells(rows, dataset: Dataset, mode: str):
+    """Table 2 as long cells: eps, bound, student, ours (mean), paper (mean), diff, n images."""
+    from .tables import table2
+
+    t = table2(rows, dataset, mode)
+    return t.rename(columns={"eps_label": "eps", "mean": "ours", "paper_mean": "paper",
+                             "diff_mean": "diff"})[["eps", "bound", "student", "n", "ours", "paper", "diff"]]
+
+
+def cells(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
+    """Every paper cell of Tables 1 and 2 that a reading's published runs cover, with ours beside it.
+
+    Args:
+        mode: the FAITHUB of Table 2: ``paper`` (eq. 9 from per-logit bounds, the paper's method) or ``tight``.
+    Returns:
+        DataFrame: units, table (table1 | table2), eps, cell (e.g. "robust RT", "FAITHUB FD"), ours,
+        paper, diff, within (|diff| <= TOLERANCE of the table).
+    """
+    import pandas as pd
+
+    d = parse(Dataset, dataset)
+    frames = []
+    for units in EpsUnits:
+        runs = reading_runs(d, units, results)
+        if runs.empirical is not None:
+            t1 = _table1_cells(runs.empirical, d).rename(columns={"quantity": "cell"})
+            frames.append(t1.assign(units=units.value, table="table1"))
+        if runs.certified is not None and f"faithub_{mode}" in runs.certified.columns:
+            t2 = _table2_cells(runs.certified, d, mode)
+            t2["cell"] = t2.bound + " " + t2.student
+            frames.append(t2.drop(columns=["bound", "student", "n"]).assign(units=units.value, table="table2"))
+    if not frames:
+        raise FileNotFoundError(f"no published run of {d.value} under either reading. Fix: see results/units/README.md")
+    out = pd.concat(frames, ignore_index=True)
+    out["within"] = out["diff"].abs() <= out.table.map(TOLERANCE)
+    return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "within"]]
+
+
+def shares(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
+    """Share of the paper's cells reproduced within tolerance, per reading and table.
+
+    Returns:
+        DataFrame indexed by (units, table): cells (how many the runs cover), within (how many are
+        within tolerance), share (%).
+    """
+    c = cells(dataset, results, mode)
+    g = c.groupby(["units", "table"]).within
+    out = g.agg(cells="size", within="sum")
+    out["share"] = (100 * out.within / out.cells).round(1)
+    return out
+
+
+def teacher_table(dataset: Dataset | str, results: Path | str = RESULTS):
+    """The teacher under both readings beside the paper's Table 1 RT row and clean accuracy.
+
+    Returns:
+        DataFrame indexed by eps label (first row: clean accuracy on the whole test set, from the
+        zoo's metadata); columns (reading, ours | paper | diff).
+    """
+    import pandas as pd
+
+    from .zoo import load_meta, paper_clean_accuracy
+
+    d = parse(Dataset, dataset)
+    paper_clean = paper_clean_accuracy()[(d.value, "rt", None)]
+    cols = {}
+    for units in EpsUnits:
+        runs = reading_runs(d, units, results)
+        if runs.empirical is None:
+            continue
+        c = _table1_cells(runs.empirical, d)
+        c = c[c.quantity == "robust RT"].set_index("eps")[["ours", "paper", "diff"]]
+        clean = float(load_meta(d, "rt", units=units)["clean_acc"])
+        head = pd.DataFrame({"ours": [clean], "paper": [paper_clean], "diff": [clean - paper_clean]},
+                            index=["clean (test set)"])
+        cols[units.value] = pd.concat([head, c]).round(1)
+    if not cols:
+        raise FileNotFoundError(f"no published evaluation of {d.value} under either reading")
+    return pd.concat(cols, axis=1)
+
+
+def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | str = RESULTS):
+    """Teacher and ``student`` under both readings over the eps grid: robust accuracy (%),
+    distillation agreement (%), mean EMPLB and mean FAITHUB (paper and tight modes, where the
+    certified run covers the eps), with the paper's values.
+
+    Returns:
+        long DataFrame: units, eps, quantity, ours, paper, n (images).
+    """
+    import pandas as pd
+
+    from .config import model_name, resolve_model
+    from .tables import _paper_column
+
+    d = parse(Dataset, dataset)
+    name = model_name(*resolve_model(d, student))
+    col = _paper_column(d, name)
+    frames = []
+    for units in EpsUnits:
+        runs = reading_runs(d, units, results)
+        if runs.empirical is not None:
+            c = _table1_cells(runs.empirical, d)
+            keep = c[c.quantity.isin(["robust RT", f"robust {col}", f"agree {col}"])]
+            n = runs.empirical.groupby("eps").image.nunique()
+            frames.append(keep.assign(units=units.value, n=int(n.max()))[["units", "eps", "quantity", "ours", "paper", "n"]])
+            e = _emplb_cells(runs.empirical, d, col)
+            frames.append(e.assign(units=units.value))
+        if runs.certified is not None:
+            for mode in ("paper", "tight"):
+                if f"faithub_{mode}" not in runs.certified.columns:
+                    continue
+                t = _table2_cells(runs.certified, d, mode)
+                t = t[(t.bound == "FAITHUB") & (t.student == col)]
+                frames.append(pd.DataFrame({"units": units.value, "eps": t.eps, "quantity": f"FAITHUB {mode}",
+                                            "ours": t.ours, "paper": t.paper, "n": t.n}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _emplb_cells(rows, dataset: Dataset, column: str):
+    import pandas as pd
+
+    from .tables import emplb_table
+
+    t = emplb_table(rows, dataset)
+    t = t[t.student == column]
+    return pd.DataFrame({"eps": t.eps_label, "quantity": "EMPLB", "ours": t["mean"], "paper": t.paper_mean,
+                         "n": t.n})
+
+
+def chosen_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> EpsUnits | None:
+    """The reading whose teacher is closer to the paper's (mean |diff| over the RT row and clean
+    accuracy), or None while only one reading has been evaluated."""
+    t = teacher_table(dataset, results)
+    if len(t.columns.levels[0]) < 2:
+        return None
+    dist = {u: float(t[u]["diff"].abs().mean()) for u in t.columns.levels[0]}
+    return parse(EpsUnits, min(dist, key=dist.get))
+
+
+def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | str = RESULTS):
+    """Robust accuracy of teacher and ``student``, EMPLB and FAITHUB against eps: the pixel reading
+    and the normalised reading (solid) beside the paper (dashed)."""
+    import matplotlib.pyplot as plt
+
+    from .config import PAPER_EPS
+
+    d = parse(Dataset, dataset)
+    s = side_by_side(d, student, results)
+    order = [eps_label(e) for e in PAPER_EPS[d]]
+    panels = [("robust RT", "teacher robust accuracy (%)"), (None, "student robust accuracy (%)"),
+              ("EMPLB", "mean EMPLB"), ("FAITHUB paper", "mean FAITHUB (paper mode)")]
+    student_q = next(q for q in s.quantity.unique() if q.startswith("robust ") and q != "robust RT")
+    colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    for ax, (q, title) in zip(axes, panels):
+        q = q or student_q
+        sub = s[s.quantity == q]
+        for units, g in sub.groupby("units"):
+            g = g.set_index("eps").reindex([e for e in order if e in set(g.eps)])
+            x = [order.index(e) for e in g.index]
+            ax.plot(x, g.ours, "o-", color=colours[units], label=f"ours, {units}")
+        ref = sub.drop_duplicates("eps").set_index("eps").reindex([e for e in order if e in set(sub.eps)])
+        ax.plot([order.index(e) for e in ref.index], ref.paper, "k--", marker="s", ms=4, label="paper")
+        ax.set_xticks(range(len(order)), order, fontsize=9)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("eps", fontsize=9)
+        ax.tick_params(labelsize=9)
+    axes[0].legend(fontsize=9, frameon=False)
+    fig.suptitle(f"{d.value}: teacher and {student_q.split()[1]} under both readings of eps", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
+    """One paragraph computed from the rows: each reading's share of reproduced cells and the
+    teacher's distance to the paper, and which reading the evidence supports."""
+    d = parse(Dataset, dataset)
+    sh = shares(d, results)
+    t = teacher_table(d, results)
+    parts = []
+    for units in [u.value for u in EpsUnits if u.value in set(sh.index.get_level_values(0))]:
+        bits = [f"{int(r.within)} of {int(r.cells)} {tab.replace('table', 'Table ')} cells ({r.share:g} %)"
+                for (u, tab), r in sh.iterrows() if u == units]
+        dist = float(t[units]["diff"].abs().mean()) if units in t.columns.levels[0] else float("nan")
+        parts.append(f"read in {units} units, {' and '.join(bits)} are within tolerance and the teacher is "
+                     f"{dist:.1f} points from the paper on average")
+    choice = chosen_reading(d, results)
+    verdict = (f" The evidence supports the {choice.value} reading." if choice is not None else
+               " Only one reading has been evaluated so far.")
+    return f"On {d.value}, " + "; ".join(parts) + "." + verdict
+
+
+def radius_table():
+    """What each reading means in pixels: the pixel radius of every eps of the paper's grids,
+    per dataset and reading (CIFAR-10 per channel, under both std conventions in use).
+
+    Returns:
+        DataFrame: dataset, eps, then the pixel radius read in pixel units, in normalised units
+        (the dataset's std, ``fkd.units.STD``) and, for CIFAR-10, with the other std convention.
+    """
+    import pandas as pd
+
+    from .config import PAPER_EPS
+    from .units import CIFAR10_STD, STD, pixel_label, radius
+
+    rows = []
+    for d in Dataset:
+        for e in PAPER_EPS[d][1:]:
+            row = {"dataset": d.value, "eps": eps_label(e), "pixel": pixel_label(radius(e, "pixel", d)),
+                   "normalised": pixel_label(radius(e, "normalised", d))}
+            if d is Dataset.CIFAR10:
+                other = next(n for n, s in CIFAR10_STD.items() if s != STD[d])
+                row[f"normalised ({other} std)"] = pixel_label(radius(e, "normalised", d, std=CIFAR10_STD[other]))
+            rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
+               mode: str = "paper"):
+    """``shares`` of every dataset with a published run, one table: (dataset, units, table) ->
+    cells, within, share (%)."""
+    import pandas as pd
+
+    frames = {}
+    for d in datasets:
+        try:
+            frames[parse(Dataset, d).value] = shares(d, results, mode)
+        except FileNotFoundError:
+            continue
+    return pd.concat(frames, names=["dataset"])
+
+
+def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
+                 mode: str = "paper"):
+    """Ours against the paper's, one point per cell, one panel per table: Table 1 (accuracy, %) and
+    Table 2 (mean bounds, FAITHUB in ``mode``). The diagonal is an exact reproduction; the band is
+    the tolerance. Colour: the reading; marker: the dataset."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frames = []
+    for d in datasets:
+        try:
+            frames.append(cells(d, results, mode).assign(dataset=parse(Dataset, d).value))
+        except FileNotFoundError:
+            continue
+    c = pd.concat(frames, ignore_index=True)
+    colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
+    markers = {"mnist": "o", "fashion-mnist": "s", "cifar10": "^"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, (table, lim, label) in zip(axes, [("table1", (0, 100), "Table 1: accuracy and agreement (%)"),
+                                               ("table2", (0, 1), f"Table 2: mean EMPLB and FAITHUB ({mode} mode)")]):
+        tol = TOLERANCE[table]
+        ax.fill_between(lim, [lim[0] - tol, lim[1] - tol], [lim[0] + tol, lim[1] + tol], color="0.9", lw=0)
+        ax.plot(lim, lim, color="0.4", lw=0.8)
+        for (units, dataset), g in c[c.table == table].groupby(["units", "dataset"]):
+            share = 100 * g.within.mean()
+            ax.scatter(g.paper, g.ours, s=14, alpha=0.75, color=colours[units], marker=markers[dataset],
+                       label=f"{dataset}, {units} ({share:.0f} % within)")
+        ax.set(xlim=lim, ylim=lim, xlabel="paper", ylabel="ours")
+        ax.set_title(label, fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,145 @@
+"""Oracles for the two readings of eps (fkd.units): the per-channel box, PGD inside it, bounds
+containing its samples, and the readings agreeing where std = 1."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
+from fkd.bounds import bounds, faithub
+from fkd.bounds.interval import input_box
+from fkd.config import Dataset, EpsUnits, parse, train_config
+from fkd.metrics import emplb
+from fkd.units import STD, as_tensor, channels, describe, pixel_label, positive, radius
+
+
+def _conv3(gen: torch.Generator, k: int = 4) -> nn.Sequential:
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+                         nn.Flatten(), nn.Linear(4 * 2 * 2, 8), nn.ReLU(), nn.Linear(8, k)).eval()
+
+
+class _Logit:
+    """PGD objective: sign * logit k of ``model``."""
+
+    def __init__(self, model: nn.Module, k: int, sign: float):
+        self.model, self.k, self.sign, self.models = model, k, sign, (model,)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sign * self.model(x.reshape(-1, *x.shape[-3:])).reshape(*x.shape[:-3], -1)[..., self.k]
+
+
+def _box_samples(x0: torch.Tensor, r: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """n points of [x0 - r, x0 + r] cap [0, 1] (r per channel), half of them on vertices."""
+    lo, hi = (x0 - r).clamp(0, 1), (x0 + r).clamp(0, 1)
+    u = torch.rand((n, *x0.shape), generator=gen)
+    u[: n // 2] = u[: n // 2].round()
+    return lo + u * (hi - lo)
+
+
+def test_radius_of_each_reading():
+    assert radius(0.2, "pixel", "mnist") == 0.2
+    assert radius(0.2, "normalised", "mnist") == pytest.approx(0.2 * 0.3081)
+    assert radius(8 / 255, EpsUnits.NORMALISED, Dataset.FASHION_MNIST) == pytest.approx(8 / 255 * 0.3530)
+    r = radius(8 / 255, "normalised", "cifar10")
+    assert isinstance(r, torch.Tensor) and r.shape == (3, 1, 1)
+    assert channels(r) == pytest.approx([8 / 255 * s for s in STD[Dataset.CIFAR10]])
+    assert pixel_label(r).count(";") == 2
+    assert radius(0.0, "normalised", "cifar10").sum() == 0 and not positive(radius(0.0, "normalised", "cifar10"))
+    assert describe(0.1, "normalised", "mnist") == {"eps": 0.1, "units": "normalised", "eps_pixel": "0.03081"}
+
+
+def test_bad_readings_name_the_options():
+    with pytest.raises(ValueError, match="normalised, pixel"):
+        parse(EpsUnits, "percent")
+    with pytest.raises(ValueError, match="eps must be a finite number"):
+        radius(float("nan"), "pixel", "mnist")
+    with pytest.raises(ValueError, match="eps must be a finite number"):
+        radius(-0.1, "normalised", "mnist")
+    with pytest.raises(ValueError, match="pixel radii take none"):
+        radius(0.1, "pixel", "cifar10", std=(0.2, 0.2, 0.2))
+    with pytest.raises(ValueError, match="does not fit"):
+        as_tensor(radius(0.1, "normalised", "cifar10"), torch.rand(1, 1, 28, 28))
+
+
+def test_readings_agree_where_std_is_one(pinned):
+    """With std = 1 the normalised reading is the pixel one: same radius, same attack, same bounds."""
+    for d in Dataset:
+        ones = (1.0,) * len(STD[d])
+        assert channels(radius(0.05, "normalised", d, std=ones)) == channels(radius(0.05, "pixel", d))
+    model = _conv3(pinned)
+    x = torch.rand((2, 3, 8, 8), generator=pinned)
+    y = torch.tensor([0, 1])
+    flat = radius(0.05, "pixel", "cifar10")
+    per_channel = torch.full((3, 1, 1), 0.05)  # the tensor path of the same radius
+    a, _ = pgd(CrossEntropy(model, y), x, flat, steps=5, step_size=0.01, generator=torch.Generator().manual_seed(1))
+    b, _ = pgd(CrossEntropy(model, y), x, per_channel, steps=5, step_size=torch.full((3, 1, 1), 0.01),
+               generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a, b, atol=1e-6)
+    la, ua = bounds(model, x[0], flat, method="crown")
+    lb, ub = bounds(model, x[0], per_channel, method="crown")
+    assert torch.allclose(la, lb) and torch.allclose(ua, ub)
+
+
+def test_input_box_is_per_channel_and_capped(pinned):
+    x0 = torch.rand((3, 4, 4), generator=pinned)
+    r = radius(8 / 255, "normalised", "cifar10")
+    box = input_box(x0, r)
+    width = (box.upper - box.lower).reshape(3, 4, 4)
+    inner = ((x0 - r) >= 0) & ((x0 + r) <= 1)  # where the cap [0, 1] does not bite
+    for c, rc in enumerate(channels(r)):
+        assert torch.allclose(width[c][inner[c]], torch.full_like(width[c][inner[c]], 2 * rc, dtype=width.dtype),
+                              atol=1e-7)
+    assert (box.lower >= 0).all() and (box.upper <= 1).all()
+
+
+def test_pgd_stays_in_the_per_channel_box(pinned):
+    model = _conv3(pinned)
+    x = torch.rand((5, 3, 8, 8), generator=pinned)
+    y = torch.randint(0, 4, (5,), generator=pinned)
+    r = torch.tensor([0.01, 0.05, 0.1]).view(3, 1, 1)
+    for keep in ("best", "last"):
+        adv, _ = pgd(CrossEntropy(model, y), x, r, steps=10, step_size=r / 4, restarts=3, generator=pinned, keep=keep)
+        assert ((adv - x).abs() <= r + 1e-7).all() and adv.min() >= 0 and adv.max() <= 1
+        # the attack uses each channel's whole radius, not the smallest one
+        assert (adv - x)[:, 2].abs().max() > 0.05
+
+
+@pytest.mark.parametrize("method", ["crown", "lp"])
+def test_bounds_contain_samples_and_pgd_points_of_the_per_channel_box(pinned, method):
+    model = _conv3(pinned)
+    x0 = torch.rand((3, 8, 8), generator=pinned)
+    r = radius(16 / 255, "normalised", "cifar10")
+    lo, up = bounds(model, x0, r, method=method, solver="highs")
+    pts = [_box_samples(x0, r, 500, pinned)]
+    for k in range(4):  # PGD points pushing each logit up and down: the extremes the bounds must hold
+        for sign in (1.0, -1.0):
+            p, _ = pgd(_Logit(model, k, sign), x0[None], r, steps=20, step_size=r / 8, restarts=2, generator=pinned)
+            pts.append(p)
+    with torch.no_grad():
+        z = model(torch.cat(pts))
+    assert (z >= lo - 1e-5).all() and (z <= up + 1e-5).all()
+
+
+def test_emplb_below_faithub_in_the_per_channel_box(pinned):
+    teacher, student = _conv3(pinned, 3), _conv3(pinned, 3)
+    x0 = torch.rand((3, 8, 8), generator=pinned)
+    r = radius(8 / 255, "normalised", "cifar10")
+    low = emplb(teacher, student, x0[None], r, generator=pinned)
+    assert ((low.point[0] - x0).abs() <= as_tensor(r, x0) + 1e-7).all()
+    up = faithub(teacher, student, x0, r, mode="tight", method="crown").value
+    assert float(low.value[0]) <= up + 1e-6
+    with torch.no_grad():
+        gap = ConfidenceGap(teacher, student)(_box_samples(x0, r, 200, pinned)[None])
+    assert float(gap.max()) <= up + 1e-6
+
+
+def test_training_reads_eps_in_its_units():
+    norm, pix = train_config("mnist", "rt"), train_config("mnist", "rt", eps_units="pixel")
+    assert norm.eps_units is EpsUnits.NORMALISED and norm.eps_warmup_epochs == 0  # the paper mentions none
+    assert pix.eps_units is EpsUnits.PIXEL and pix.eps_warmup_epochs == 5
+    assert norm.fingerprint() != pix.fingerprint()
+    assert radius(norm.eps, norm.eps_units, norm.dataset) == pytest.approx(0.0616, abs=1e-4)
+    with pytest.raises(ValueError, match="std belongs to the normalised reading"):
+        train_config("cifar10", "rt", eps_units="pixel", std=(0.2, 0.2, 0.2))
