@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import Dataset, EpsUnits, Method, Profile, parse, parse_eps, train_config
+from .config import Dataset, Domain, EpsUnits, Method, Profile, parse, parse_eps, train_config
 
 
 def _checkpoint_root() -> Path:
@@ -219,10 +219,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         eps = [parse_eps(e) for e in _csv(args.eps)] if args.eps else [e for e in PAPER_EPS[args.dataset] if e > 0]
         cfg = VerifyConfig(args.dataset, tuple(_csv(args.students)), tuple(eps),
-                           args.n_images or EVAL_SUBSET_SIZE[args.dataset], method=args.method,
+                           EVAL_SUBSET_SIZE[args.dataset] if args.n_images is None else args.n_images, method=args.method,
                            modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
                            tightening=args.tightening, budget=args.budget, seed=args.seed, shard=parse_shard(args.shard),
-                           agreement=args.agreement, units=args.eps_units)
+                           agreement=args.agreement, units=args.eps_units, domain=args.domain)
         df = verify(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     import pandas as pd
 
@@ -423,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
                    "bounded directly), joint (tight plus teacher and student at one shared x)")
     v.add_argument("--agreement", action="store_true", help="also certify distillation agreement per image "
                    "(MILP over teacher and student sharing the input): certified, counterexample or unknown")
+    v.add_argument("--domain", type=_choice(Domain), default=Domain.CLAMPED,
+                   help="clamped: the ball intersected with [0, 1] (default, the valid images); plain: the ball "
+                        "alone (for EMPLB and FAITHUB both)")
     v.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     v.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve (its proven bound is kept)")
     v.add_argument("--tightening", default=None, help="none, lp or milp per-layer tightening (default: lp "

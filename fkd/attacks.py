@@ -150,7 +150,7 @@ def _tile(t: Tensor, r: int) -> Tensor:
 
 def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size: Radius,
         restarts: int = 1, random_start: bool = True, generator: torch.Generator | None = None,
-        keep: Literal["best", "last"] = "best") -> tuple[Tensor, Tensor | None]:
+        keep: Literal["best", "last"] = "best", clamp: bool = True) -> tuple[Tensor, Tensor | None]:
     """Projected gradient ascent on ``objective`` over B_eps(x0) intersected with [0, 1].
 
     All restarts run as one batch. With ``keep="best"`` every iterate (the start point, each
@@ -164,6 +164,7 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
             (``fkd.units.radius`` makes it from an eps and its units).
         step_size: the signed-gradient step in pixel units, a float or (C, 1, 1) like ``eps``.
         generator: seeds the random start; same generator state, same result.
+        clamp: keep the iterates in [0, 1] (the valid images, default); False searches the plain ball.
 
     Returns:
         x_adv (B, C, H, W) inside the ball and [0, 1], and its objective value (B,) (None with
@@ -184,7 +185,10 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
     # the iterate and its bounds share one memory layout (x0's, e.g. channels_last), tiled over
     # restarts: clamping same-layout tensors in place avoids the slow broadcasting/strided paths
     # (measured in benchmarks/train_throughput.py)
-    lo, hi, x = (_tile(t, restarts) for t in ((x0 - r).clamp_(min=0.0), (x0 + r).clamp_(max=1.0), x0))
+    lo, hi = x0 - r, x0 + r
+    if clamp:
+        lo, hi = lo.clamp_(min=0.0), hi.clamp_(max=1.0)
+    lo, hi, x = (_tile(t, restarts) for t in (lo, hi, x0))
     if random_start and positive(eps):
         noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu")
         x.add_(noise.to(x0.device, x0.dtype).mul_(2 * r).sub_(r)).clamp_(lo, hi)

@@ -40,6 +40,13 @@ class EpsUnits(str, enum.Enum):
     PIXEL = "pixel"
 
 
+class Domain(str, enum.Enum):
+    """The set EMPLB searches and FAITHUB bounds: the l-inf ball intersected with the valid images
+    [0, 1] (spec.md), or the plain ball (a verifier on normalised inputs rarely carries the box)."""
+    CLAMPED = "clamped"
+    PLAIN = "plain"
+
+
 class Profile(str, enum.Enum):
     QUICK = "quick"  # minutes on a laptop CPU
     FULL = "full"    # the paper's settings

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .attacks import ConfidenceGap, CrossEntropy, Disagreement, forward, per_example_kl, pgd
 from .data import to_float
-from .units import Radius, positive
+from .units import Radius, check_radius, positive
 
 
 class EmplbStrategy(str, enum.Enum):
@@ -43,10 +43,12 @@ class Attack:
     def step_size(self, eps: Radius) -> Radius:
         return self.step_factor * eps / self.steps  # float or (C, 1, 1) tensor alike
 
-    def run(self, objective, x: Tensor, eps: Radius, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """Best point (N, C, H, W) and its objective value (N,) of this attack on ``objective``."""
+    def run(self, objective, x: Tensor, eps: Radius, generator: torch.Generator | None,
+            clamp: bool = True) -> tuple[Tensor, Tensor]:
+        """Best point (N, C, H, W) and its objective value (N,) of this attack on ``objective``
+        (``clamp``: over the ball intersected with [0, 1], else the plain ball)."""
         return pgd(objective, x, eps, steps=self.steps, step_size=self.step_size(eps), restarts=self.restarts,
-                   generator=generator)
+                   generator=generator, clamp=clamp)
 
 
 PAPER_ATTACK = Attack()
@@ -109,12 +111,12 @@ class Emplb(NamedTuple):
     by_strategy: dict[EmplbStrategy, Tensor]
 
 
-def _gap_max(teacher, student, x, eps, attack, generator) -> tuple[Tensor, Tensor]:
-    point, _ = attack.run(ConfidenceGap(teacher, student), x, eps, generator)
+def _gap_max(teacher, student, x, eps, attack, generator, clamp) -> tuple[Tensor, Tensor]:
+    point, _ = attack.run(ConfidenceGap(teacher, student), x, eps, generator, clamp)
     return confidence_gap(teacher, student, point), point
 
 
-def _gap_classes(teacher, student, x, eps, attack, generator) -> tuple[Tensor, Tensor]:
+def _gap_classes(teacher, student, x, eps, attack, generator, clamp) -> tuple[Tensor, Tensor]:
     n = x.shape[0]
     with torch.no_grad():
         k = forward(teacher, x[:1]).shape[-1]
@@ -124,14 +126,15 @@ def _gap_classes(teacher, student, x, eps, attack, generator) -> tuple[Tensor, T
     tiled = x.repeat(objectives, *(1,) * (x.dim() - 1))
     if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4:
         tiled = tiled.contiguous(memory_format=torch.channels_last)
-    points, _ = attack.run(ConfidenceGap(teacher, student, cls, sign), tiled, eps, generator)
+    points, _ = attack.run(ConfidenceGap(teacher, student, cls, sign), tiled, eps, generator, clamp)
     gaps = confidence_gap(teacher, student, points).view(objectives, n)
     best = gaps.argmax(0)
     return gaps.gather(0, best[None]).squeeze(0), points.view(objectives, n, *x.shape[1:])[best, torch.arange(n)]
 
 
 def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack: Attack = PAPER_ATTACK,
-          strategy: EmplbStrategy | str = EmplbStrategy.BOTH, generator: torch.Generator | None = None) -> Emplb:
+          strategy: EmplbStrategy | str = EmplbStrategy.BOTH, generator: torch.Generator | None = None,
+          clamp: bool = True) -> Emplb:
     """Empirical maximum prediction lower bound (section 4.1): the largest ||f_t - f_s||_inf PGD finds
     in B_eps(x) intersected with [0, 1]. A lower bound on delta* (eq. 8), never above it.
 
@@ -139,19 +142,21 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack
         x: (N, C, H, W) in [0, 1].
         strategy: ``max`` (the paper's objective), ``classes`` (2K signed per-class objectives) or
             ``both`` (the larger of the two per image).
+        clamp: search the ball intersected with [0, 1] (default), else the plain ball.
     Returns:
         Emplb(value (N,), point (N, C, H, W), by_strategy). At eps = 0, the gap at x.
     """
     from .config import parse
 
     strategy = parse(EmplbStrategy, strategy)
+    check_radius(eps)
     clean = (confidence_gap(teacher, student, x), x)
     if not positive(eps):
         return Emplb(*clean, {strategy: clean[0]})
     runs = {EmplbStrategy.MAX: _gap_max, EmplbStrategy.CLASSES: _gap_classes}
     chosen = list(runs) if strategy is EmplbStrategy.BOTH else [strategy]
     # PGD starts at random points and may never visit x itself: x is a candidate of every strategy
-    results = {s: _better(clean, runs[s](teacher, student, x, eps, attack, generator)) for s in chosen}
+    results = {s: _better(clean, runs[s](teacher, student, x, eps, attack, generator, clamp)) for s in chosen}
     value, point = clean
     for s in chosen:
         value, point = _better((value, point), results[s])

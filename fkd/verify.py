@@ -23,7 +23,7 @@ import torch
 
 from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
 from .bounds.shared import ImageBounds, check_tightening
-from .config import Dataset, EpsUnits, model_name, parse, resolve_model
+from .config import Dataset, Domain, EpsUnits, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, run_growing, task_generator, write_csv_atomic
 from .units import pixel_label, radius, resolve_units
@@ -39,7 +39,8 @@ class VerifyConfig:
     also certified distillation agreement (``fkd.bounds.agreement``: certified, counterexample,
     unknown, disagree_clean) per image. ``eps`` is read in ``units`` (None: the dataset's default
     reading, whose zoo is verified); the verifier's box is [x0 - r, x0 + r] & [0, 1] with r the
-    pixel radius per channel (``fkd.units.radius``)."""
+    pixel radius per channel (``fkd.units.radius``); ``domain`` plain drops the intersection with
+    [0, 1] for both EMPLB and FAITHUB, so they still sandwich the same delta*."""
     dataset: Dataset
     students: tuple[str, ...]
     eps: tuple[float, ...]
@@ -55,11 +56,15 @@ class VerifyConfig:
     shard: tuple[int, int] = (1, 1)
     agreement: bool = False
     units: EpsUnits | None = None
+    domain: Domain = Domain.CLAMPED
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
         object.__setattr__(self, "units", resolve_units(self.units, d))
+        object.__setattr__(self, "domain", parse(Domain, self.domain))
+        if self.domain is Domain.PLAIN and self.agreement:
+            raise ValueError("certified agreement is over the ball intersected with [0, 1]; use domain clamped")
         object.__setattr__(self, "method", parse(BoundMethod, self.method))
         object.__setattr__(self, "modes", tuple(parse(DiffMode, m) for m in self.modes))
         if self.tightening is not None:
@@ -93,6 +98,8 @@ class VerifyConfig:
             keep.pop("agreement")
         if self.units is EpsUnits.PIXEL:  # so do the pixel-unit runs made before units were recorded
             keep.pop("units")
+        if self.domain is Domain.CLAMPED:  # and the clamped runs made before the plain ball existed
+            keep.pop("domain")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def images(self) -> list[int]:
@@ -127,12 +134,13 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
     x0 = x[position]
     r = radius(eps, cfg.units, cfg.dataset)  # the pixel radius, per channel where the std differs
     teacher, t_net = _nets(cfg.dataset, "rt", cfg.units)
-    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget)
+    clamp = cfg.domain is Domain.CLAMPED
+    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget, clamp)
     rows = []
     for name in cfg.students:
         student, s_net = _nets(cfg.dataset, name, cfg.units)
         g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "emplb")
-        lower = float(emplb(teacher, student, x0[None], r, cfg.attack, "both", g).value[0])
+        lower = float(emplb(teacher, student, x0[None], r, cfg.attack, "both", g, clamp).value[0])
         method, alpha = resolve_model(cfg.dataset, name)
         row: dict[str, Any] = {"dataset": cfg.dataset.value, "teacher": "rt", "student": name,
                                "method": method.value, "alpha": alpha, "eps": eps, "image": idx[position],
@@ -160,14 +168,14 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
                 solvers.add(ag.solver)
         row["status"] = next((s for s in ("failed", "time_limit") if s in statuses), "ok")
         row["solver"] = "+".join(sorted(solvers)) or "none"
-        row.update(units=cfg.units.value, eps_pixel=pixel_label(r))
+        row.update(units=cfg.units.value, eps_pixel=pixel_label(r), domain=cfg.domain.value)
         rows.append(row)
     return rows
 
 
 def _columns(cfg: VerifyConfig) -> list[str]:
     modes = [m.value for m in cfg.modes]
-    return (["dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "emplb"]
+    return (["dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "domain", "image", "emplb"]
             + [f"faithub_{m}" for m in modes] + ["bound_method", "solver", "status"]
             + [f"seconds_{m}" for m in modes] + [f"solves_{m}" for m in modes]
             + (["agreement", "agreement_by", "seconds_agreement"] if cfg.agreement else []) + ["seed"])
@@ -265,6 +273,8 @@ def restore(published: Path | str, out: Path | str) -> int:
         at = list(rows.columns).index("eps") + 1
         rows.insert(at, "units", "pixel")
         rows.insert(at + 1, "eps_pixel", [pixel_label(float(e)) for e in rows.eps])
+    if "domain" not in rows.columns and cfg.domain is Domain.CLAMPED:  # and before the plain ball existed
+        rows.insert(list(rows.columns).index("eps_pixel") + 1, "domain", "clamped")
     columns = _columns(cfg)
     if list(rows.columns) != columns:
         raise ValueError(f"{published / 'verify.csv.gz'} has columns {list(rows.columns)}, this config "

@@ -69,3 +69,12 @@ def test_bad_values_are_one_line_errors_not_tracebacks(tmp_path):
     assert r.returncode == 2 and "error: alpha" in r.stderr and "Traceback" not in r.stderr
     r = run("train", "--dataset", "mnist", "--method", "rt", "--epochs", "3")
     assert r.returncode == 2 and "--profile quick" in r.stderr
+
+
+def test_zero_images_and_unknown_units_are_refused(tmp_path):
+    from fkd.__main__ import main
+
+    assert main(["verify", "--dataset", "mnist", "--n-images", "0", "--out", str(tmp_path / "v")]) == 2
+    assert not (tmp_path / "v").exists()
+    r = run("evaluate", "--dataset", "mnist", "--eps-units", "percent", "--out", str(tmp_path / "e"))
+    assert r.returncode == 2 and "normalised, pixel" in r.stderr

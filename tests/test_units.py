@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
-from fkd.bounds import bounds, faithub
+from fkd.bounds import bounds, faithub, output_bounds
 from fkd.bounds.interval import input_box
 from fkd.config import Dataset, EpsUnits, parse, train_config
 from fkd.metrics import emplb
@@ -143,3 +143,72 @@ def test_training_reads_eps_in_its_units():
     assert radius(norm.eps, norm.eps_units, norm.dataset) == pytest.approx(0.0616, abs=1e-4)
     with pytest.raises(ValueError, match="std belongs to the normalised reading"):
         train_config("cifar10", "rt", eps_units="pixel", std=(0.2, 0.2, 0.2))
+
+
+def test_the_plain_ball_is_bounded_and_attacked_as_one_set(pinned):
+    """Domain plain: the box without [0, 1]; samples outside [0, 1] stay inside its bounds, PGD may
+    leave [0, 1] but not the ball, and EMPLB stays below FAITHUB on it."""
+    model = _conv3(pinned)
+    x0 = torch.rand((3, 8, 8), generator=pinned)
+    x0[:, :2] = 0.0  # pixels at the edge of [0, 1]: there the two sets differ
+    r = 0.1
+    box = input_box(x0, r, clamp=False)
+    assert torch.allclose(box.upper - box.lower, torch.full_like(box.lower, 2 * r))
+    rep = output_bounds(model, x0, r, "crown", clamp=False)
+    pts = x0 + r * (2 * torch.rand((300, *x0.shape), generator=pinned) - 1)
+    assert (pts < 0).any()
+    with torch.no_grad():
+        z = model(pts).double()
+    assert (z >= rep.lower - 1e-5).all() and (z <= rep.upper + 1e-5).all()
+    y = torch.tensor([0])
+    adv, _ = pgd(CrossEntropy(model, y), x0[None], r, steps=10, step_size=r / 4, generator=pinned, clamp=False)
+    assert ((adv - x0).abs() <= r + 1e-7).all()
+    teacher, student = _conv3(pinned, 3), _conv3(pinned, 3)
+    low = emplb(teacher, student, x0[None], r, generator=pinned, clamp=False)
+    assert float(low.value[0]) <= faithub(teacher, student, x0, r, mode="tight", method="crown", clamp=False).value + 1e-6
+
+
+def test_bad_input_never_gives_a_number(pinned):
+    """A NaN pixel, an image outside [0, 1], a NaN eps, a class-count or input-shape mismatch: each
+    a ValueError naming the problem, never a bound or a silently clamped ball."""
+    from fkd.bounds import as_net
+    from fkd.bounds.shared import ImageBounds
+
+    model = _conv3(pinned)
+    x0 = torch.rand((3, 8, 8), generator=pinned)
+    bad = x0.clone()
+    bad[0, 0, 0] = float("nan")
+    for method in ("crown", "lp"):
+        with pytest.raises(ValueError, match="NaN"):
+            bounds(model, bad, 0.01, method=method, solver="highs")
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        bounds(model, x0 * 3 - 1, 0.01)
+    with pytest.raises(ValueError, match="eps"):
+        emplb(model, model, x0[None], float("nan"))
+    other = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5)).eval()
+    with pytest.raises(ValueError, match="4 classes, the student 5"):
+        faithub(model, other, x0, 0.01)
+    with pytest.raises(ValueError, match="inputs shaped"):
+        bounds(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)).eval(), x0, 0.01)
+    ib = ImageBounds(x0, 0.01)
+    with pytest.raises(ValueError, match="a pair must share its inputs"):
+        ib.paper(as_net(model, (3, 8, 8)), as_net(nn.Sequential(nn.Flatten(), nn.Linear(768, 4)).eval(), (3, 16, 16)))
+    big = as_net(nn.Sequential(nn.Flatten(), nn.Linear(768, 4)).eval(), (3, 16, 16))
+    with pytest.raises(ValueError, match="meets an image shaped"):
+        ib.paper(big, big)
+
+
+def test_image_bounds_never_serve_one_network_for_another(pinned):
+    """The cache holds every network it has bounded, so a later network cannot take a freed
+    network's address and receive its bounds."""
+    from fkd.bounds import as_net
+    from fkd.bounds.shared import ImageBounds
+
+    x0 = torch.rand((3, 8, 8), generator=pinned)
+    ib = ImageBounds(x0, 0.02)
+    t = as_net(_conv3(pinned), (3, 8, 8))
+    for _ in range(20):  # students made and dropped one after the other
+        s = as_net(_conv3(pinned), (3, 8, 8))
+        fresh = faithub(t, s, x0, 0.02, mode="tight", method="crown").value
+        assert ib.tight(t, s).value == pytest.approx(fresh, abs=1e-9)
+        del s

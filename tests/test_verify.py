@@ -160,3 +160,16 @@ def test_a_published_run_is_restored_and_grows_without_recomputing_its_rows(tmp_
         restore(tmp_path / "pub", tmp_path / "other")
     with pytest.raises(FileNotFoundError, match="--export"):
         restore(tmp_path / "nothing", tmp_path / "x")
+
+
+def test_rows_name_their_units_and_domain(tmp_path):
+    """Every row says how its eps is read and which set it bounds; on the plain ball EMPLB and
+    FAITHUB still sandwich delta* (CROWN, same images)."""
+    small = dict(eps=(0.1,), n_images=3, students=("fd",))
+    clamped = verify(cfg(**small, units="normalised"), tmp_path / "c", progress=False)
+    plain = verify(cfg(**small, units="normalised", domain="plain"), tmp_path / "p", progress=False)
+    assert set(clamped.units) == {"normalised"} and set(clamped.domain) == {"clamped"} and set(plain.domain) == {"plain"}
+    assert clamped.eps_pixel.astype(float).round(5).tolist() == [round(0.1 * 0.3081, 5)] * 3
+    assert (plain.emplb <= plain.faithub_tight + 1e-6).all()
+    with pytest.raises(ValueError, match="choose another --out"):
+        verify(cfg(**small, units="pixel"), tmp_path / "c", progress=False)  # a run keeps its reading

@@ -77,6 +77,16 @@ class BoundReport:
         return any(r.result.status is not Status.OPTIMAL for r in self.records)
 
 
+def check_pair(teacher: Net, student: Net) -> None:
+    """ValueError unless teacher and student take the same inputs and give the same number of classes."""
+    if teacher.input_shape != student.input_shape:
+        raise ValueError(f"the teacher takes inputs shaped {teacher.input_shape}, the student "
+                         f"{student.input_shape}: a pair must share its inputs")
+    if teacher.out_dim != student.out_dim:
+        raise ValueError(f"the teacher has {teacher.out_dim} classes, the student {student.out_dim}: "
+                         f"FAITHUB compares their confidences class by class")
+
+
 def as_net(model: nn.Module | Net, input_shape) -> Net:
     """``model`` lowered (and checked) for inputs of ``input_shape`` (C, H, W); a Net passes through."""
     return model if isinstance(model, Net) else lower(model, tuple(input_shape))
@@ -89,7 +99,7 @@ def _default_tightening(method: Method) -> Tightening:
 
 def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method | str = Method.CROWN,
                   solver: Solver | str = Solver.AUTO, time_limit: float = 60.0,
-                  tightening: Tightening | str | None = None) -> BoundReport:
+                  tightening: Tightening | str | None = None, clamp: bool = True) -> BoundReport:
     """Bounds on every logit of ``model`` over B_eps(x0) for ONE image.
 
     Args:
@@ -100,6 +110,7 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method
         time_limit: seconds per solver call.
         tightening: none | lp | milp: progressive per-layer tightening before the final stage
             (default lp for the lp and milp methods, none otherwise).
+        clamp: the ball intersected with [0, 1] (default), else the plain ball (``input_box``).
     Returns:
         BoundReport with lower, upper (K,).
     """
@@ -109,7 +120,7 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method
         raise ValueError(f"output_bounds takes one image (C, H, W), got shape {tuple(x0.shape)}")
     t0 = time.perf_counter()
     net = as_net(model, x0.shape)
-    box = input_box(x0, eps)
+    box = input_box(x0, eps, clamp)
     per_op = interval_bounds(net, box) if method is Method.INTERVAL else crown_bounds(net, box)
     records: list[NeuronSolve] = []
     if tightening is not Tightening.NONE:
@@ -165,7 +176,7 @@ def diff_bounds_from_logits(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tenso
 def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: DiffMode | str = DiffMode.TIGHT,
                       method: Method | str = Method.CROWN, solver: Solver | str = Solver.AUTO,
                       time_limit: float = 60.0, tightening: Tightening | str | None = None,
-                      report: BoundReport | None = None) -> tuple[Tensor, Tensor, BoundReport]:
+                      report: BoundReport | None = None, clamp: bool = True) -> tuple[Tensor, Tensor, BoundReport]:
     """Bounds on d_ij = z_j - z_i over B_eps(x0) for one image (eq. 9).
 
     ``paper``: from the logit bounds of ``method``. ``tight``: z_j - z_i bounded directly by the
@@ -184,7 +195,7 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         raise ValueError("mode joint bounds a teacher-student pair, not one network: use faithub(..., mode='joint'); "
                          "per network choose paper or tight")
     net = as_net(model, x0.shape)
-    r = report or output_bounds(net, x0, eps, method, solver, time_limit, tightening)
+    r = report or output_bounds(net, x0, eps, method, solver, time_limit, tightening, clamp)
     d_lo, d_up = diff_bounds_from_logits(r.lower, r.upper)
     if mode is DiffMode.PAPER:
         return d_lo, d_up, r
@@ -241,7 +252,7 @@ def faithub_from_sigma(t: Box, s: Box) -> Tensor:
 def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps: float,
             mode: DiffMode | str = DiffMode.TIGHT, method: Method | str = Method.CROWN,
             solver: Solver | str = Solver.AUTO, time_limit: float = 60.0,
-            tightening: Tightening | str | None = None) -> Faithub:
+            tightening: Tightening | str | None = None, clamp: bool = True) -> Faithub:
     """FAITHUB (eqs. 9-11): a sound upper bound on delta* = max_{x in B} ||f_t(x) - f_s(x)||_inf.
 
     Args:
@@ -257,9 +268,11 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
     mode = parse(DiffMode, mode)
     per_net = DiffMode.TIGHT if mode is DiffMode.JOINT else mode
     nets = [as_net(m, x0.shape) for m in (teacher, student)]
+    check_pair(*nets)
     sig, reps, diffs = [], [], []
     for net in nets:
-        d_lo, d_up, rep = logit_diff_bounds(net, x0, eps, per_net, method, solver, time_limit, tightening)
+        d_lo, d_up, rep = logit_diff_bounds(net, x0, eps, per_net, method, solver, time_limit, tightening,
+                                            clamp=clamp)
         sig.append(Box(*softmax_bounds(d_lo, d_up)))
         reps.append(rep)
         diffs += [d_lo, d_up]
@@ -268,6 +281,6 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
         from .joint import cross_bounds, joint_faithub
 
         cross = "lp" if parse(Method, method) in (Method.LP, Method.MILP) else "crown"
-        cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit)
+        cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit, clamp)
         value = min(value, joint_faithub(*diffs, cb)[0])
     return Faithub(value, sig[0], sig[1], reps[0], reps[1])

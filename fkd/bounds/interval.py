@@ -20,22 +20,36 @@ class Box(NamedTuple):
     upper: Tensor
 
 
-def input_box(x0: Tensor, eps: Radius) -> Box:
+def input_box(x0: Tensor, eps: Radius, clamp: bool = True) -> Box:
     """The l-inf ball around x0 intersected with [0, 1], flattened: [x0 - r, x0 + r] & [0, 1].
 
     Args:
         x0: one image (C, H, W) or a batch (B, C, H, W) in [0, 1].
         eps: the pixel radius r >= 0: a float, or a (C, 1, 1) tensor of per-channel radii
             (``fkd.units.radius`` makes it from an eps and its units).
+        clamp: intersect with [0, 1] (the valid images); False: the plain ball [x0 - r, x0 + r],
+            as a verifier on normalised inputs without the pixel box would bound.
     Returns:
         Box of (B, C*H*W) float64 tensors (B = 1 for a single image).
     """
     check_radius(eps)
+    check_image(x0)
     x = x0.detach().to("cpu", DTYPE)
     r = as_tensor(eps, x)
     x = x.unsqueeze(0) if x.dim() == 3 else x
-    lo, hi = (x - r).clamp(0.0, 1.0), (x + r).clamp(0.0, 1.0)
+    lo, hi = (x - r, x + r) if not clamp else ((x - r).clamp(0.0, 1.0), (x + r).clamp(0.0, 1.0))
     return Box(lo.reshape(x.shape[0], -1), hi.reshape(x.shape[0], -1))
+
+
+def check_image(x0: Tensor) -> None:
+    """ValueError unless ``x0`` holds finite pixel values in [0, 1] (a NaN pixel or an image
+    outside [0, 1] would give a meaningless bound or an empty ball)."""
+    if not torch.isfinite(x0).all():
+        raise ValueError("the image has NaN or infinite pixels; pass images with values in [0, 1]")
+    lo, hi = float(x0.min()), float(x0.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"the image's pixels span [{lo:.4g}, {hi:.4g}], outside [0, 1]: pass unnormalised "
+                         f"images in [0, 1] (fkd.data.eval_subset gives them; the networks normalise nothing)")
 
 
 def project(point: Tensor, x0: Tensor, eps: Radius) -> Tensor:

@@ -96,7 +96,7 @@ class CrossBounds:
 
 
 def cross_bounds(teacher: Net, student: Net, x0: Tensor, eps: float, method: str = "crown",
-                 solver: str = "auto", time_limit: float = 10.0) -> CrossBounds:
+                 solver: str = "auto", time_limit: float = 10.0, clamp: bool = True) -> CrossBounds:
     """Bounds on e_ij = d^t_ij - d^s_ij over B_eps(x0) cap [0, 1], on the joint network.
 
     Args:
@@ -104,16 +104,17 @@ def cross_bounds(teacher: Net, student: Net, x0: Tensor, eps: float, method: str
             joint network's triangle relaxation, intersected with CROWN; a failed or time-limited
             LP keeps the CROWN bound or its proven one).
     """
-    return cross_bounds_records(teacher, student, x0, eps, method, solver, time_limit)[0]
+    return cross_bounds_records(teacher, student, x0, eps, method, solver, time_limit, clamp)[0]
 
 
 def cross_bounds_records(teacher: Net, student: Net, x0: Tensor, eps: float, method: str = "crown",
-                         solver: str = "auto", time_limit: float = 10.0) -> tuple[CrossBounds, list]:
+                         solver: str = "auto", time_limit: float = 10.0,
+                         clamp: bool = True) -> tuple[CrossBounds, list]:
     """``cross_bounds`` and the solver records (``milp.NeuronSolve``, none for CROWN)."""
     records: list = []
     net = joint_net(teacher, student)
     k = teacher.out_dim
-    box = input_box(x0, eps)
+    box = input_box(x0, eps, clamp)
     per_op = crown_bounds(net, box)
     ii, jj, coef = _pair_rows(k)
     e = crown_linear(net, box, coef, per_op)

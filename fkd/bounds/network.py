@@ -138,6 +138,10 @@ def lower(model: nn.Module, input_shape: Sequence[int], check: bool = True) -> N
         if isinstance(layer, nn.Flatten):
             shape = (int(torch.tensor(shape).prod()),)
         elif isinstance(layer, nn.Linear):
+            if len(shape) != 1 or shape[0] != layer.in_features:
+                raise ValueError(f"a Linear layer of {layer.in_features} inputs meets inputs shaped {shape} "
+                                 f"(the network's input {tuple(input_shape)}): pass images of the shape the "
+                                 f"network was built for, with a Flatten before the first Linear")
             w = layer.weight.detach().to("cpu", DTYPE)
             b = layer.bias.detach().to("cpu", DTYPE) if layer.bias is not None else torch.zeros(w.shape[0], dtype=DTYPE)
             ops.append(Affine(w, b))

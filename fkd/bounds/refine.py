@@ -67,7 +67,7 @@ class DiffBounds:
 
     @classmethod
     def start(cls, net: Net, x0: Tensor, eps: float, solver: Solver | str = Solver.AUTO,
-              tightening: Relax | str | None = None, time_limit: float = 10.0) -> "DiffBounds":
+              tightening: Relax | str | None = None, time_limit: float = 10.0, clamp: bool = True) -> "DiffBounds":
         """CROWN tight-mode bounds (intersected with the CROWN logit intervals, eq. 9) for one image.
 
         Args:
@@ -76,7 +76,7 @@ class DiffBounds:
                 bounds before anything else (``milp.tighten``).
         """
         t0 = time.perf_counter()
-        box = input_box(x0, eps)
+        box = input_box(x0, eps, clamp)
         per_op = crown_bounds(net, box)
         records: list[NeuronSolve] = []
         if tightening is not None and str(getattr(tightening, "value", tightening)) != "none":

@@ -58,7 +58,8 @@ class ImageBounds:
     """Bounds over B_eps(x0) of networks that share one image.
 
     Args:
-        x0: one image (C, H, W) in [0, 1]; eps: radius in pixel units.
+        x0: one image (C, H, W) in [0, 1]; eps: the pixel radius (float or (C, 1, 1)).
+        clamp: the ball intersected with [0, 1] (default), else the plain ball.
         method: interval | crown | lp | milp (``fkd.bounds.Method``): the strongest stage.
         tightening: none | lp | milp progressive tightening of intermediate layers (lp / milp only;
             None: lp for the lp and milp methods).
@@ -72,12 +73,25 @@ class ImageBounds:
     time_limit: float = 60.0
     tightening: str | None = None
     budget: float | None = None
+    clamp: bool = True
     _reports: dict = field(default_factory=dict)
     _diffs: dict = field(default_factory=dict)
     _tight: dict = field(default_factory=dict)
+    _held: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.method, self.tightening = check_tightening(self.method, self.tightening)
+
+    def _key(self, net: Net) -> int:
+        """The cache key of a network: its id, with the network held here, so that no other network
+        can be created at the same address while this image's bounds are cached."""
+        if id(net) not in self._held and tuple(net.input_shape) != tuple(self.x0.shape):
+            raise ValueError(f"a network for inputs shaped {tuple(net.input_shape)} meets an image shaped "
+                             f"{tuple(self.x0.shape)}: lower it for this image's shape (fkd.bounds.as_net)")
+        held = self._held.setdefault(id(net), net)
+        if held is not net:  # cannot happen while held; a guard against a reused key all the same
+            raise RuntimeError("two networks share one cache key; this is a bug, please report it")
+        return id(net)
 
     @property
     def _solving(self) -> bool:
@@ -87,10 +101,10 @@ class ImageBounds:
         """This network's logit bounds (``BoundReport``), computed once."""
         from . import output_bounds
 
-        if id(net) not in self._reports:
-            self._reports[id(net)] = output_bounds(net, self.x0, self.eps, self.method, self.solver,
-                                                   self.time_limit, self.tightening)
-        return self._reports[id(net)]
+        if self._key(net) not in self._reports:
+            self._reports[self._key(net)] = output_bounds(net, self.x0, self.eps, self.method, self.solver,
+                                                   self.time_limit, self.tightening, self.clamp)
+        return self._reports[self._key(net)]
 
     def diffs(self, net: Net) -> DiffBounds:
         """This network's d_ij bounds (tight mode), computed once and refined in place later. If its
@@ -98,42 +112,45 @@ class ImageBounds:
         mode is never looser than paper mode."""
         from . import DiffMode, Method, logit_diff_bounds
 
-        if id(net) not in self._diffs:
-            if self._solving and id(net) not in self._reports:
+        if self._key(net) not in self._diffs:
+            if self._solving and self._key(net) not in self._reports:
                 tight = None if self.tightening.value == "none" else Relax(self.tightening.value)
-                db = DiffBounds.start(net, self.x0, self.eps, self.solver, tight, self.time_limit)
+                db = DiffBounds.start(net, self.x0, self.eps, self.solver, tight, self.time_limit, self.clamp)
             else:
                 rep = self.report(net)
                 direct = Method.CROWN if self._solving else self.method
-                d_lo, d_up, _ = logit_diff_bounds(net, self.x0, self.eps, DiffMode.TIGHT, direct, report=rep)
+                d_lo, d_up, _ = logit_diff_bounds(net, self.x0, self.eps, DiffMode.TIGHT, direct, report=rep,
+                                                  clamp=self.clamp)
                 z = net.forward(self.x0[None].detach().cpu())[0]
                 db = DiffBounds.from_bounds(net, rep.box, rep.per_op, d_lo, d_up, self.solver,
                                             clean=z[None, :] - z[:, None])
-            self._diffs[id(net)] = db
-        return self._diffs[id(net)]
+            self._diffs[self._key(net)] = db
+        return self._diffs[self._key(net)]
 
     def paper(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with eq. 9 from logit intervals (the paper's mode)."""
-        from . import diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
+        from . import check_pair, diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
 
+        check_pair(teacher, student)
         t0 = time.perf_counter()
-        n0 = {id(n): len(self._reports[id(n)].records) if id(n) in self._reports else 0 for n in (teacher, student)}
+        n0 = {self._key(n): len(self._reports[self._key(n)].records) if self._key(n) in self._reports else 0 for n in (teacher, student)}
         sig, records = [], []
         for net in (teacher, student):
             rep = self.report(net)
-            records += rep.records[n0[id(net)]:]
+            records += rep.records[n0[self._key(net)]:]
             sig.append(Box(*softmax_bounds(*diff_bounds_from_logits(rep.lower, rep.upper))))
         return _summarise(float(faithub_from_sigma(*sig)), t0, records)
 
     def tight(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with z_j - z_i bounded directly (never looser than paper mode with the same
         method: with lp / milp the deciding pairs are solved, the others keep CROWN bounds)."""
-        from . import faithub_from_sigma
+        from . import check_pair, faithub_from_sigma
 
-        if (id(teacher), id(student)) in self._tight:  # already computed (joint mode builds on it)
-            return self._tight[id(teacher), id(student)]
+        check_pair(teacher, student)
+        if (self._key(teacher), self._key(student)) in self._tight:  # already computed (joint mode builds on it)
+            return self._tight[self._key(teacher), self._key(student)]
         t0 = time.perf_counter()
-        n0 = [len(self._diffs[id(n)].records) if id(n) in self._diffs else 0 for n in (teacher, student)]
+        n0 = [len(self._diffs[self._key(n)].records) if self._key(n) in self._diffs else 0 for n in (teacher, student)]
         t, s = self.diffs(teacher), self.diffs(student)
         if self._solving:
             stages = (Relax.LP,) if self.method.value == "lp" else (Relax.LP, Relax.MILP)
@@ -142,7 +159,7 @@ class ImageBounds:
         else:
             value = float(faithub_from_sigma(t.sigma(), s.sigma()))
         result = _summarise(value, t0, t.records[n0[0]:] + s.records[n0[1]:])
-        self._tight[id(teacher), id(student)] = result
+        self._tight[self._key(teacher), self._key(student)] = result
         return result
 
     def joint(self, teacher: Net, student: Net) -> ModeResult:
@@ -153,11 +170,11 @@ class ImageBounds:
         from .joint import cross_bounds_records, joint_faithub
 
         t0 = time.perf_counter()
-        cached = (id(teacher), id(student)) in self._tight
+        cached = (self._key(teacher), self._key(student)) in self._tight
         tight = self.tight(teacher, student)
         t, s = self.diffs(teacher), self.diffs(student)
         cb, records = cross_bounds_records(teacher, student, self.x0, self.eps, "lp" if self._solving else "crown",
-                                           self.solver, self.time_limit)
+                                           self.solver, self.time_limit, self.clamp)
         value, _ = joint_faithub(t.lower, t.upper, s.lower, s.upper, cb)
         done = _summarise(min(value, tight.value), t0, records)
         status = "failed" if "failed" in (done.status, tight.status) else \
