@@ -7,12 +7,18 @@ bound on the maximum:
 - a MILP returns the solver's proven dual bound (Gurobi ``ObjBound``, HiGHS ``mip_dual_bound``),
   never the incumbent, whether it finished (``optimal``: the dual bound is within the MIP gap
   tolerance of the incumbent, and still above the true maximum) or hit the time limit;
-- an LP returns its optimal objective value (primal = dual at optimality); an LP that did not reach
-  optimality gives no bound (``failed``);
-- every bound taken from a solver is widened by ``SOLVER_ABS_TOL + SOLVER_REL_TOL * |bound|``,
-  which covers the solver's feasibility and optimality tolerances (1e-6 by default in both
-  solvers) on these small, well-scaled models. The MIP gap tolerances need no margin because the
-  dual bound, not the incumbent, is returned.
+- an LP returns a bound computed by us from the solver's dual vector y, not the solver's objective
+  value (``dual_bound``, Neumaier and Shcherbina 2004): for *any* y, max c^T v over the program is
+  at most sum_j max(y_j lo_j, y_j hi_j) over the rows plus sum_i max(r_i lb_i, r_i ub_i) over the
+  variable box, r = c - A^T y, so the bound holds whatever the solver's feasibility and optimality
+  tolerances; it is taken for y and -y (either sign convention) and the smaller kept. An LP that
+  did not reach optimality gives no bound (``failed``);
+- every bound is widened by ``SOLVER_ABS_TOL + SOLVER_REL_TOL * |bound|``: for the LP bound it
+  covers the float64 rounding of the sums above, for a MILP's dual bound the solver's
+  tolerances. The MIP gap tolerances need no margin because the dual bound, not the incumbent,
+  is returned;
+- an infeasible program raises ``InfeasibleProgram``: the ball is never empty, so an earlier
+  bound the program was built from must be wrong.
 
 A failed solve has bound +inf and status ``failed``: the caller keeps the previous stage's bound
 (CROWN or interval) and records the status.
@@ -70,6 +76,36 @@ class SolverUnavailable(RuntimeError):
     """The requested backend cannot solve this program (not installed, no licence, too large)."""
 
 
+class InfeasibleProgram(RuntimeError):
+    """A solver proved a program infeasible: an input bound or earlier per-neuron bound it was built
+    from excludes a real point of the ball. A bug by definition; never kept as a bound."""
+
+
+def dual_bound(program: "Program", cost: np.ndarray, y: np.ndarray) -> float:
+    """A sound upper bound on max cost @ v over ``program``'s LP relaxation from any row multipliers
+    y (m,) (Neumaier and Shcherbina 2004): cost @ v = y @ (a v) + r @ v with r = cost - a^T y, and
+    y_j (a v)_j <= max(y_j lo_j, y_j hi_j), r_i v_i <= max(r_i lb_i, r_i ub_i). A multiplier whose
+    needed row side is infinite is set to 0. Holds for every y; tight for the optimal dual.
+
+    Returns:
+        The bound (float64; +inf if a variable with r_i != 0 has an infinite bound).
+    """
+    y = np.asarray(y, dtype=float).copy()
+    lo, hi = program.row_lo, program.row_hi
+    y[(y > 0) & ~np.isfinite(hi)] = 0.0
+    y[(y < 0) & ~np.isfinite(lo)] = 0.0
+    rows = np.where(y > 0, y * np.where(np.isfinite(hi), hi, 0.0), y * np.where(np.isfinite(lo), lo, 0.0)).sum()
+    r = np.asarray(cost, dtype=float) - program.a.T @ y
+    with np.errstate(invalid="ignore"):  # 0 * inf: a variable the bound does not use
+        box = np.where(r == 0, 0.0, np.maximum(r * program.lb, r * program.ub))
+    return float(rows + box.sum())
+
+
+def safe_lp_bound(program: "Program", cost: np.ndarray, y: np.ndarray) -> float:
+    """``dual_bound`` for y and for -y (whichever sign convention the solver reports), the smaller."""
+    return min(dual_bound(program, cost, y), dual_bound(program, cost, -np.asarray(y, dtype=float)))
+
+
 class Session(Protocol):
     solver: str
 
@@ -83,6 +119,11 @@ class Session(Protocol):
 def widen(value: float) -> float:
     """The solver bound ``value`` widened upward by the documented safety margin."""
     return value + SOLVER_ABS_TOL + SOLVER_REL_TOL * abs(value)
+
+
+def _infeasible(solver: str) -> InfeasibleProgram:
+    return InfeasibleProgram(f"{solver} proved a bounding program infeasible: a bound it was built from excludes "
+                             f"part of the ball, so that bound is wrong. This is a bug; please report it.")
 
 
 def _result(dual: float | None, status: Status, t0: float, solver: str, const: float,
@@ -104,7 +145,7 @@ class GurobiSession:
             import gurobipy as gp
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise SolverUnavailable("gurobipy is not installed") from e
-        self._gp = gp
+        self._gp, self.program, self._groups = gp, program, []
         try:
             self.env = gp.Env(empty=True)
             self.env.setParam("OutputFlag", 0)
@@ -115,11 +156,11 @@ class GurobiSession:
             self.x = m.addMVar(program.n, lb=program.lb, ub=program.ub, vtype=vtype)
             a = program.a.tocsr()
             eq = program.row_lo == program.row_hi
-            le = ~eq & np.isinf(program.row_lo)
-            ge = ~eq & ~le
+            le = ~eq & np.isfinite(program.row_hi)  # a ranged row (both sides finite) is in both groups
+            ge = ~eq & np.isfinite(program.row_lo)
             for mask, sense, rhs in ((eq, "=", program.row_lo), (le, "<", program.row_hi), (ge, ">", program.row_lo)):
                 if mask.any():
-                    m.addMConstr(a[mask], self.x, sense, rhs[mask])
+                    self._groups.append((mask, m.addMConstr(a[mask], self.x, sense, rhs[mask])))
             self.model = m
         except gp.GurobiError as e:
             raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from e
@@ -135,12 +176,19 @@ class GurobiSession:
             if e.errno in _GUROBI_LICENCE_ERRORS:
                 raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from e
             return _result(None, Status.FAILED, t0, self.solver, const, None)
+        if m.Status in (gp.GRB.INFEASIBLE, gp.GRB.INF_OR_UNBD):
+            raise _infeasible(self.solver)
         status = {gp.GRB.OPTIMAL: Status.OPTIMAL, gp.GRB.TIME_LIMIT: Status.TIME_LIMIT}.get(m.Status, Status.FAILED)
         inc = m.ObjVal if m.SolCount > 0 else None
         if m.IsMIP:
             dual = m.ObjBound if status is not Status.FAILED else None
+        elif status is Status.OPTIMAL:
+            y = np.zeros(self.program.m)
+            for mask, constr in self._groups:
+                y[mask] += constr.Pi
+            dual = safe_lp_bound(self.program, cost, y)
         else:
-            dual = m.ObjVal if status is Status.OPTIMAL else None
+            dual = None
         return _result(dual, status, t0, self.solver, const, inc)
 
     def solution(self) -> np.ndarray | None:
@@ -173,7 +221,7 @@ class HighsSession:
                                for b in program.integer_vars()]
         lp.sense_ = highspy.ObjSense.kMaximize
         h.passModel(lp)
-        self.h, self.n = h, program.n
+        self.h, self.n, self.program = h, program.n, program
 
     def maximize(self, cost: np.ndarray, const: float, time_limit: float) -> SolveResult:
         hs, h = self._hs, self.h
@@ -184,6 +232,8 @@ class HighsSession:
             h.clearSolver()  # no stale incumbent from the previous objective; LPs keep their basis (warm start)
         h.run()
         st = h.getModelStatus()
+        if st in (hs.HighsModelStatus.kInfeasible, hs.HighsModelStatus.kUnboundedOrInfeasible):
+            raise _infeasible(self.solver)
         status = {hs.HighsModelStatus.kOptimal: Status.OPTIMAL,
                   hs.HighsModelStatus.kTimeLimit: Status.TIME_LIMIT}.get(st, Status.FAILED)
         info = h.getInfo()
@@ -191,8 +241,10 @@ class HighsSession:
             dual = info.mip_dual_bound if status is not Status.FAILED else None
             inc = info.objective_function_value if info.primal_solution_status == 2 else None
         else:
-            dual = info.objective_function_value if status is Status.OPTIMAL else None
-            inc = dual
+            inc = info.objective_function_value if status is Status.OPTIMAL else None
+            sol = h.getSolution()
+            dual = (safe_lp_bound(self.program, cost, np.asarray(sol.row_dual, dtype=float))
+                    if status is Status.OPTIMAL and sol.dual_valid else None)
         return _result(dual, status, t0, self.solver, const, inc)
 
     def solution(self) -> np.ndarray | None:
