@@ -149,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = eval_config(args.dataset, _csv(args.students), profile=args.profile,
                       eps=[parse_eps(e) for e in _csv(args.eps)] if args.eps else None, n_images=args.n_images,
                       attack=Attack(args.steps, args.restarts), strategy=args.strategy, seed=args.seed,
-                      chunk_size=args.chunk_size, units=args.eps_units)
+                      chunk_size=args.chunk_size, units=args.eps_units, std=_std(args.std) if args.std else None)
     df = evaluate(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
                   zoo_root=args.zoo)
     import pandas as pd
@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     z.set_defaults(func=cmd_zoo)
     e = sub.add_parser("evaluate", help="robust accuracy, distillation agreement, EMPLB, fidelity (Table 1)")
     e.add_argument("--dataset", type=_choice(Dataset), required=True)
-    e.add_argument("--students", default="sd,ard,rslad,fd", help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75")
+    e.add_argument("--students", default="sd,ard,rslad,fd", help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75 "
+                   "(empty: the teacher alone)")
     e.add_argument("--eps", default=None, help="comma list, e.g. 0,0.1 or 4/255,8/255 (default: the paper's grid)")
     e.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
                    help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
@@ -393,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
     e.add_argument("--out", required=True, help="run directory (resumes if it exists)")
     e.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 1 and the EMPLB tables here")
+    e.add_argument("--std", default=None, help="per-channel std of the normalised reading (default: the dataset's); "
+                   "CIFAR-10: population or kuangliu, or a comma list")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
     a = sub.add_parser("attack-study", help="EMPLB against PGD steps and restarts; --table3 for Table 3")

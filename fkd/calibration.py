@@ -28,12 +28,12 @@ from torch import Tensor
 from .config import Dataset, EpsUnits, eps_label, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
 from .runner import task_generator, torch_threads, write_record
-from .units import radius, resolve_units
+from .units import pixel_label, radius, resolve_units
 
 #: The paper's main radius per dataset (pixel units): where the chapters compare the students.
 MAIN_EPS = {Dataset.MNIST: 0.1, Dataset.FASHION_MNIST: 8 / 255, Dataset.CIFAR10: 8 / 255}
 N_BINS = 15
-COLUMNS = ["dataset", "student", "point", "eps", "units", "image", "label", "model", "confidence", "predicted"]
+COLUMNS = ["dataset", "student", "point", "eps", "units", "eps_pixel", "image", "label", "model", "confidence", "predicted"]
 
 
 def _bins(confidence: Tensor, n_bins: int) -> Tensor:
@@ -119,7 +119,7 @@ def _rows(cfg: CalibrationConfig, student: str, point: str, image: Tensor, y: Te
     for model, p in probs.items():
         conf, pred = p.max(-1)
         out += [{"dataset": cfg.dataset.value, "student": student, "point": point, "eps": eps,
-                 "units": cfg.units.value,
+                 "units": cfg.units.value, "eps_pixel": pixel_label(radius(eps, cfg.units, cfg.dataset)),
                  "image": int(image[i]), "label": int(y[i]), "model": model, "confidence": float(conf[i]),
                  "predicted": int(pred[i])} for i in range(len(y))]
     return out

@@ -20,7 +20,7 @@ import torch
 
 from .config import PAPER_EPS, Dataset, EpsUnits, Profile, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
-from .runner import check_out, run_tasks, task_generator, write_csv_atomic, write_record
+from .runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
 from .units import pixel_label, radius, resolve_units
 
 COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "metric",
@@ -34,7 +34,8 @@ class EvalConfig:
     """One empirical evaluation: models, radii, images, attack and seed.
 
     ``students`` are zoo names (``fd-a0.5``); ``eps`` in ``units`` (normalised or pixel, None: the
-    dataset's default reading, whose zoo is evaluated); the first ``n_images`` of the fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
+    dataset's default reading, whose zoo is evaluated; ``std``: the normalisation's per-channel std,
+    None for the dataset's, ``fkd.units.STD``); the first ``n_images`` of the fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
     per-task seeds, so it is part of the config).
     """
     dataset: Dataset
@@ -48,18 +49,23 @@ class EvalConfig:
     chunk_size: int = 250
     profile: Profile = Profile.FULL
     units: EpsUnits | None = None
+    std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
         object.__setattr__(self, "dataset", d)
         object.__setattr__(self, "units", resolve_units(self.units, d))
+        if self.std is not None:
+            object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+            radius(0.0, self.units, d, self.std)  # validates: normalised units, positive per channel
         object.__setattr__(self, "profile", parse(Profile, self.profile))
         object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
         if isinstance(self.attack, dict):
             object.__setattr__(self, "attack", Attack(**self.attack))
         students = tuple(model_name(*resolve_model(d, s)) for s in self.students)
-        if not students or "rt" in students:
-            raise ValueError("students must name at least one student (sd, ard, rslad, fd, or e.g. fd-a0.75)")
+        if "rt" in students:
+            raise ValueError("the teacher is always evaluated; students names students only (sd, ard, rslad, fd, "
+                             "or e.g. fd-a0.75; none: the teacher alone)")
         object.__setattr__(self, "students", students)
         if any(not 0.0 <= e <= 1.0 for e in self.eps) or not self.eps:
             raise ValueError(f"eps must lie in [0, 1] ({self.units.value} units), got {self.eps}")
@@ -76,6 +82,8 @@ class EvalConfig:
         keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "profile")}
         if self.units is EpsUnits.PIXEL:  # pixel-unit runs made before units were recorded keep theirs
             keep.pop("units")
+        if self.std is None:  # and runs with the dataset's std
+            keep.pop("std")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -142,7 +150,7 @@ def run_task(cfg: EvalConfig, task: Task, zoo_root: str | None = None) -> list[d
     x, y, idx = _images(cfg.dataset, cfg.n_images)
     x, y, idx = x[task.start:task.stop], y[task.start:task.stop], idx[task.start:task.stop]
     model = _model(cfg.dataset, task.model, zoo_root, cfg.units)
-    r = radius(task.eps, cfg.units, cfg.dataset)  # the pixel radius of the task's eps
+    r = radius(task.eps, cfg.units, cfg.dataset, cfg.std)  # the pixel radius of the task's eps
     values: dict[str, torch.Tensor] = {"correct": robust_correct(model, x, y, r, cfg.attack,
                                                                  task.generator(cfg, "correct"))}
     if task.model != cfg.teacher:
@@ -186,19 +194,27 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
     """
     from .provenance import record
 
+    from .zoo import weights_sha256
+
     out = Path(out)
-    check_out(out, cfg.fingerprint(), cfg.to_dict(),
-              "choose another --out (the attack, seed, images or chunk size differ)")
-    provenance = record()  # taken before any task runs: the code version that computes the rows
-    todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
-    t0 = time.perf_counter()
-    timings = run_tasks(_task_job, todo, (cfg.to_dict(), str(out), str(zoo_root) if zoo_root else None),
-                        workers=workers, scheduler=scheduler, progress=progress, total=len(plan(cfg)),
-                        desc=f"evaluate {cfg.dataset.value}")
-    df = collect(out)
-    write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
-                       "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
-                       "task_seconds": {t.part: round(sec, 2) for t, sec in timings}, **provenance})
+    root = Path(zoo_root) if zoo_root else None
+    models = {m: weights_sha256(cfg.dataset, m, cfg.units, root) for m in (cfg.teacher, *cfg.students)}
+    with locked(out):
+        check_out(out, cfg.fingerprint(), cfg.to_dict(),
+                  "choose another --out (the attack, seed, images, chunk size or units differ)", models)
+        provenance = record()  # taken before any task runs: the code version that computes the rows
+        todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
+        t0 = time.perf_counter()
+        base = {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "workers": workers,
+                "scheduler": scheduler, **provenance}
+        with invocation(out, base):
+            timings = run_tasks(_task_job, todo, (cfg.to_dict(), str(out), str(zoo_root) if zoo_root else None),
+                                workers=workers, scheduler=scheduler, progress=progress, total=len(plan(cfg)),
+                                desc=f"evaluate {cfg.dataset.value}")
+        df = collect(out)
+        write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(plan(cfg)), "computed_now": len(todo),
+                           "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers, "scheduler": scheduler,
+                           "task_seconds": {t.part: round(sec, 2) for t, sec in timings}, **provenance})
     return df
 
 
@@ -249,8 +265,9 @@ def export(out: Path | str, dest: Path | str) -> Path:
     t1 = table1(df, dataset)
     t1.columns = [" ".join(filter(None, c)) for c in t1.columns]  # "robust RT ours", ...
     t1.to_csv(dest / "table1.csv")
-    if (df.eps > 0).any():
+    if (df.metric == "emplb").any() and (df.eps > 0).any():
         emplb_table(df, dataset).to_csv(dest / "emplb.csv", index=False)
         strategy_table(df).to_csv(dest / "emplb_strategies.csv", index=False)
-    fidelity_table(df).to_csv(dest / "fidelity.csv", index=False)
+    if (df.metric == "kl").any():
+        fidelity_table(df).to_csv(dest / "fidelity.csv", index=False)
     return dest

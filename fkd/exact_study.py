@@ -27,7 +27,7 @@ from .bounds.exact import exact_delta
 from .bounds.shared import ImageBounds
 from .config import Dataset, EpsUnits, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, run_growing, task_generator, write_csv_atomic
+from .runner import check_out, locked, merge_part, run_growing, task_generator
 from .units import pixel_label, radius, resolve_units
 from .verify import _have, _part
 
@@ -201,8 +201,7 @@ def _job(cfg_dict: dict, out: str, task: tuple[int, float, tuple[str, ...]], thr
     position, eps, students = task
     cfg = ExactConfig(**{**cfg_dict, "students": students})
     t0 = time.perf_counter()
-    rows = _have(Path(out), (position, eps)) + run_task(cfg, position, eps)
-    write_csv_atomic(Path(out) / "parts" / _part(position, eps), rows, COLUMNS)
+    merge_part(Path(out) / "parts" / _part(position, eps), run_task(cfg, position, eps), COLUMNS)
     return task, time.perf_counter() - t0
 
 
@@ -212,11 +211,12 @@ def exact_study(cfg: ExactConfig, out: Path | str, *, workers: int = 1, schedule
     import pandas as pd
 
     out = Path(out)
-    check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (pair, tolerance, budget, bound "
-                                                      "method, attack or seed differ)")
-    tasks = [(p, e) for e in cfg.eps for p in range(cfg.n_images)]
-    run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers, scheduler=scheduler,
-                progress=progress, desc=f"exact delta* {cfg.pair_name}")
+    with locked(out):
+        check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (pair, tolerance, budget, bound "
+                                                          "method, attack, seed or units differ)")
+        tasks = [(p, e) for e in cfg.eps for p in range(cfg.n_images)]
+        run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers,
+                    scheduler=scheduler, progress=progress, desc=f"exact delta* {cfg.pair_name}")
     df = pd.concat([pd.read_csv(p) for p in sorted((out / "parts").glob("*/*.csv"))], ignore_index=True)
     df = df.drop_duplicates(["student", "eps", "image"]).sort_values(["eps", "student", "image"]).reset_index(drop=True)
     df.to_csv(out / "exact.csv", index=False)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import json
 import os
+import signal
+import socket
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -28,6 +32,21 @@ def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], columns: Sequen
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def read_part(path: Path) -> list[dict[str, str]]:
+    """The rows of a part file (none if it does not exist)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def merge_part(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Add ``rows`` to a part file, one row per student: a student's new row replaces its old one
+    (a task computed twice never writes its rows twice); the other students' rows are kept."""
+    new = {r["student"] for r in rows}
+    write_csv_atomic(path, [r for r in read_part(path) if r["student"] not in new] + list(rows), columns)
 
 
 def run_tasks(job: Callable[..., tuple[Any, float]], tasks: Sequence[Any], args: tuple, *, workers: int = 1,
@@ -87,28 +106,117 @@ def run_growing(job: Callable[..., tuple[Any, float]], cfg: Any, out: Path, task
         if missing:
             todo.append((*t, missing))
     t0 = time.perf_counter()
-    timings = run_tasks(job, todo, (cfg.to_dict(), str(out)), workers=workers, scheduler=scheduler,
-                        progress=progress, total=len(tasks), desc=desc)
+    base = {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(tasks), "workers": workers, **provenance}
+    with invocation(out, base):
+        timings = run_tasks(job, todo, (cfg.to_dict(), str(out)), workers=workers, scheduler=scheduler,
+                            progress=progress, total=len(tasks), desc=desc)
     write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed, "tasks": len(tasks), "computed_now": len(todo),
                        "wall_time_s": round(time.perf_counter() - t0, 1), "workers": workers,
                        "task_seconds": {f"eps{t[1]:.6f}/{t[0]:05d}.csv:{'+'.join(t[2])}": round(sec, 3) for t, sec in timings},
                        **provenance})
 
 
-def check_out(out: Path, fingerprint: str, config: dict[str, Any], fix: str) -> None:
-    """Refuse to mix rows of a different config into ``out``; record the config otherwise."""
+def check_out(out: Path, fingerprint: str, config: dict[str, Any], fix: str,
+              models: dict[str, str] | None = None) -> None:
+    """Refuse to mix rows of a different config, or of different model weights, into ``out``;
+    record the config (and the sha256 of every model's weights) otherwise.
+
+    Args:
+        models: model name -> sha256 of its weights; a name ``out`` recorded with other weights is
+            refused (the zoo changed since the run was made), new names are added.
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("fingerprint") != fingerprint:
-            raise ValueError(f"{out} holds results of a different run (config {old.get('config')}). "
-                             f"Fix: {fix}, or delete {out}.")
-    path.write_text(json.dumps({"fingerprint": fingerprint, "config": config}, indent=1) + "\n")
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old and old.get("fingerprint") != fingerprint:
+        held = {k: v for k, v in (old.get("config") or {}).items() if config.get(k) != v}
+        raise ValueError(f"{out} holds results of a different run (it differs in {held}). "
+                         f"Fix: {fix}, or delete {out}.")
+    known = dict(old.get("models") or {})
+    changed = sorted(m for m, sha in (models or {}).items() if known.get(m, sha) != sha)
+    if changed:
+        raise ValueError(f"{out} was computed with other weights of {', '.join(changed)} than the zoo holds now "
+                         f"(sha256 differs): its rows are not this zoo's. Fix: choose another --out, or delete {out}.")
+    known.update(models or {})
+    body = {"fingerprint": fingerprint, "config": config, **({"models": known} if known else {})}
+    path.write_text(json.dumps(body, indent=1) + "\n")
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def locked(out: Path):
+    """Hold ``out`` for this invocation: one writer per run directory. A second invocation on the
+    same directory is refused at once with who holds it (pid, host, command, since when); the lock
+    is the kernel's (flock), so a killed holder releases it."""
+    out.mkdir(parents=True, exist_ok=True)
+    f = (out / LOCK).open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise ValueError(f"{out} is in use by {holder}. Fix: wait for that run to finish (it resumes "
+                         f"from the same directory), or choose another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
+            f"({' '.join(sys.argv[:1] + sys.argv[1:6])})")
+    f.flush()
+    try:
+        yield
+    finally:
+        f.seek(0)
+        f.truncate()
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+@contextlib.contextmanager
+def invocation(out: Path, record: dict[str, Any]):
+    """Write the run record of an invocation that is interrupted (Ctrl-C, SIGTERM from a scheduler
+    or a session's end): ``record`` plus ``status: interrupted``, its wall time and the part files
+    it finished, so no invocation's work goes unrecorded. A normal end writes its own record."""
+    t0, started = time.perf_counter(), time.time()
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
+    try:
+        yield
+    except BaseException:
+        written = [p for p in (out / "parts").rglob("*.csv") if p.stat().st_mtime >= started] \
+            if (out / "parts").exists() else []
+        write_record(out, {**record, "status": "interrupted", "parts_written": len(written),
+                           "wall_time_s": round(time.perf_counter() - t0, 1)})
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def write_record(out: Path, run: dict[str, Any]) -> None:
-    """``run.json`` (this invocation) and a line in ``runs.jsonl`` (every invocation, resumed or not)."""
+    """``run.json`` (this invocation) and a line in ``runs.jsonl`` (every invocation, resumed or not).
+
+    A config with a dataset, eps and their units also records each eps's pixel radius (``eps_pixel``).
+    """
+    cfg = run.get("config", {})
+    if {"dataset", "eps", "units"} <= set(cfg) and "eps_pixel" not in run:
+        from .units import pixel_label, radius
+
+        grid = cfg["eps"] if isinstance(cfg["eps"], (list, tuple)) else [cfg["eps"]]
+        std = tuple(cfg["std"]) if cfg.get("std") else None
+        run = {**run, "eps_pixel": {f"{e:g}": pixel_label(radius(float(e), cfg["units"], cfg["dataset"], std))
+                                    for e in grid}}
     (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     with (out / "runs.jsonl").open("a") as f:
         f.write(json.dumps(run) + "\n")

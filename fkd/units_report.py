@@ -327,3 +327,45 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
         ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def std_table(results: Path | str = RESULTS):
+    """CIFAR-10's teacher under the two std conventions of the normalised reading (and the pixel
+    reading) beside the paper's Table 1 RT row and clean accuracy: which std the paper used.
+
+    Reads ``results/units/cifar10/teacher-<convention>/`` (the teacher's evaluation on the 100-image
+    subset and the teacher itself, ``rt.json``) and the pixel reading's ``results/empirical/cifar10``.
+
+    Returns:
+        DataFrame indexed by eps label (first row: clean accuracy on the test set); columns
+        (reading, ours | paper | diff); readings without a published run are left out.
+    """
+    import json
+
+    import pandas as pd
+
+    from .evaluate import load_results
+    from .units import CIFAR10_STD
+    from .zoo import paper_clean_accuracy
+
+    d = Dataset.CIFAR10
+    paper_clean = paper_clean_accuracy()[(d.value, "rt", None)]
+    sources = {f"normalised, {name} std": Path(results) / "units" / d.value / f"teacher-{name}" for name in CIFAR10_STD}
+    cols = {}
+    for label, run in [*sources.items(), ("pixel", Path(results) / "empirical" / d.value)]:
+        if not (run / "empirical.csv.gz").exists():
+            continue
+        c = _table1_cells(load_results(run), d)
+        c = c[c.quantity == "robust RT"].set_index("eps")[["ours", "paper", "diff"]]
+        meta = run / "rt.json"
+        if label == "pixel":
+            from .zoo import load_meta
+            clean = float(load_meta(d, "rt", units=EpsUnits.PIXEL)["clean_acc"])
+        else:
+            clean = float(json.loads(meta.read_text())["clean_acc"])
+        head = pd.DataFrame({"ours": [clean], "paper": [paper_clean], "diff": [clean - paper_clean]},
+                            index=["clean (test set)"])
+        cols[label] = pd.concat([head, c]).round(1)
+    if not cols:
+        raise FileNotFoundError("no CIFAR-10 teacher evaluation published. Fix: see results/units/README.md")
+    return pd.concat(cols, axis=1)

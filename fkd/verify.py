@@ -8,7 +8,6 @@ machines, and ``merge`` joins the shards' part files.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -25,7 +24,7 @@ from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
 from .bounds.shared import ImageBounds, check_tightening
 from .config import Dataset, Domain, EpsUnits, model_name, parse, resolve_model
 from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, run_growing, task_generator, write_csv_atomic
+from .runner import check_out, locked, merge_part, read_part, run_growing, task_generator, write_csv_atomic
 from .units import pixel_label, radius, resolve_units
 
 #: a bound may never sit below the attack's value; beyond this slack a violation is a bug and is raised
@@ -187,11 +186,7 @@ def _part(position: int, eps: float) -> str:
 
 def _have(out: Path, task: tuple[int, float]) -> list[dict[str, str]]:
     """The rows already in a task's part file (none if it does not exist)."""
-    path = out / "parts" / _part(*task)
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return read_part(out / "parts" / _part(*task))
 
 
 def _job(cfg_dict: dict, out: str, task: tuple[int, float, tuple[str, ...]], threads: int | None):
@@ -201,8 +196,7 @@ def _job(cfg_dict: dict, out: str, task: tuple[int, float, tuple[str, ...]], thr
     position, eps, students = task
     cfg = VerifyConfig(**{**cfg_dict, "students": students})
     t0 = time.perf_counter()
-    old = _have(Path(out), (position, eps))
-    write_csv_atomic(Path(out) / "parts" / _part(position, eps), old + run_task(cfg, position, eps), _columns(cfg))
+    merge_part(Path(out) / "parts" / _part(position, eps), run_task(cfg, position, eps), _columns(cfg))
     return task, time.perf_counter() - t0
 
 
@@ -215,14 +209,18 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
     """
     from .provenance import record
 
+    from .zoo import weights_sha256
+
     out = Path(out)
-    check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
-                                                      "limit, tightening, budget, attack or seed differ)")
-    provenance = record()
-    tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
-    run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers, scheduler=scheduler,
-                progress=progress, desc=f"verify {cfg.dataset.value}", provenance=provenance)
-    return merge(out, [out])
+    models = {m: weights_sha256(cfg.dataset, m, cfg.units) for m in ("rt", *cfg.students)}
+    with locked(out):
+        check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
+                  "limit, tightening, budget, attack, seed, units or domain differ)", models)
+        provenance = record()
+        tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
+        run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers,
+                    scheduler=scheduler, progress=progress, desc=f"verify {cfg.dataset.value}", provenance=provenance)
+        return merge(out, [out])
 
 
 def merge(out: Path | str, shards: list[Path | str]):

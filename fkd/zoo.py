@@ -105,6 +105,21 @@ def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None
     return load_from(model_path(dataset, method, alpha, root, units))[0]
 
 
+def weights_sha256(dataset: Dataset | str, name: str, units: EpsUnits | str | None = None,
+                   root: Path | None = None) -> str:
+    """sha256 of a zoo model's weights file (``name``: rt, fd, fd-a0.75, ...): what a run directory
+    records, so that rows computed with other weights are never reused."""
+    import hashlib
+
+    from .config import resolve_model
+
+    stem = model_path(dataset, *resolve_model(dataset, name), root=root, units=units)
+    path = with_ext(stem, ".safetensors")
+    if not path.exists():
+        raise ZooError(f"no model at {path}. Fix: train it with `python -m fkd train ...` or check out the shipped zoo.")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_meta(dataset: Dataset | str, method: Method | str, alpha: float | None = None,
               root: Path | None = None, units: EpsUnits | str | None = None) -> dict[str, Any]:
     stem = model_path(dataset, method, alpha, root, units)

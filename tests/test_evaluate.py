@@ -157,3 +157,16 @@ def test_ordering_flips_counts_changed_rankings():
                      {"strategy": "max", "steps": steps, "restarts": 5, "image": image, "student": "b", "value": vb}]
     out = ordering_flips(pd.DataFrame(rows), "a", "b").set_index("steps")
     assert out.loc[1, "flipped"] == pytest.approx(1 / 3) and out.loc[50, "flipped"] == 0.0
+
+
+def test_the_teacher_alone_is_evaluated_and_published(tmp_path):
+    """No students: the teacher's Table 1 row (robust accuracy per eps) and nothing that needs a pair."""
+    from fkd.evaluate import export
+
+    cfg = small(students=(), units="normalised", n_images=4)
+    df = evaluate(cfg, tmp_path / "run", progress=False)
+    assert set(df.student) == {"rt"} and set(df.metric) == {"correct"} and set(df.units) == {"normalised"}
+    dest = export(tmp_path / "run", tmp_path / "pub")
+    assert (dest / "table1.csv").exists() and not (dest / "emplb.csv").exists()
+    with pytest.raises(ValueError, match="teacher is always evaluated"):
+        small(students=("rt",))

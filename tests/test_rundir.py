@@ -1,0 +1,79 @@
+"""Run directories cannot lose or mix rows: one writer at a time, one row per (task, student),
+rows of other weights refused, and an interrupted invocation still recorded."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fkd.runner import check_out, invocation, locked, merge_part, read_part
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_second_writer_is_refused_with_who_holds_the_directory(tmp_path):
+    """Two invocations at once on one --out: the second says who holds it and writes nothing."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from fkd.runner import locked\n"
+        f"with locked(Path({str(tmp_path / 'run')!r})):\n"
+        "    print('held', flush=True); time.sleep(30)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = subprocess.run([sys.executable, "-m", "fkd", "verify", "--dataset", "mnist", "--students", "fd",
+                            "--eps", "0.1", "--n-images", "1", "--out", str(tmp_path / "run")],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and f"pid {holder.pid}" in r.stderr and "wait for that run" in r.stderr
+        assert not (tmp_path / "run" / "parts").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(tmp_path / "run"):  # a killed holder releases the directory
+        pass
+
+
+def test_a_task_computed_twice_keeps_one_row_per_student(tmp_path):
+    path, cols = tmp_path / "p.csv", ["student", "value"]
+    merge_part(path, [{"student": "sd", "value": 1}], cols)
+    merge_part(path, [{"student": "fd", "value": 2}], cols)
+    merge_part(path, [{"student": "fd", "value": 3}], cols)  # the same task again: replaced, not appended
+    assert read_part(path) == [{"student": "sd", "value": "1"}, {"student": "fd", "value": "3"}]
+
+
+def test_rows_of_other_weights_are_never_reused(tmp_path):
+    check_out(tmp_path, "f", {"a": 1}, "fix", {"rt": "aaa", "fd": "bbb"})
+    check_out(tmp_path, "f", {"a": 1}, "fix", {"rt": "aaa", "sd": "ccc"})  # a new student joins
+    assert json.loads((tmp_path / "config.json").read_text())["models"] == {"rt": "aaa", "fd": "bbb", "sd": "ccc"}
+    with pytest.raises(ValueError, match="other weights of fd"):
+        check_out(tmp_path, "f", {"a": 1}, "fix", {"rt": "aaa", "fd": "zzz"})
+    with pytest.raises(ValueError, match=r"differs in \{'a': 1\}"):
+        check_out(tmp_path, "g", {"a": 2}, "fix")
+
+
+def test_an_interrupted_invocation_is_recorded(tmp_path):
+    (tmp_path / "parts").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        with invocation(tmp_path, {"config": {"dataset": "mnist"}, "seed": 0}):
+            (tmp_path / "parts" / "done.csv").write_text("student\nfd\n")
+            time.sleep(0.01)
+            raise KeyboardInterrupt
+    rec = json.loads((tmp_path / "run.json").read_text())
+    assert rec["status"] == "interrupted" and rec["parts_written"] == 1 and rec["wall_time_s"] >= 0
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_signal_from_a_scheduler_leaves_a_record(tmp_path):
+    """SIGTERM (a batch scheduler's or a session's end) is turned into an interrupted record."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from fkd.runner import invocation\n"
+        f"out = Path({str(out)!r}); out.mkdir()\n"
+        "with invocation(out, {'config': {}, 'seed': 0}):\n"
+        "    print('running', flush=True); time.sleep(30)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "running"
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
