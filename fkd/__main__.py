@@ -337,8 +337,9 @@ def _choice(cls):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fkd", description=__doc__)
+    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}  # --help shows every default
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the robust teacher (rt) or a student")
+    t = sub.add_parser("train", **fmt, help="train the robust teacher (rt) or a student")
     t.add_argument("--dataset", type=_choice(Dataset), required=True, help="mnist, fashion-mnist or cifar10")
     t.add_argument("--method", type=_choice(Method), required=True, help="rt, sd, ard, rslad, fd; related: kdiga, tfkd, fdboth")
     t.add_argument("--alpha", type=float, default=None, help="distillation weight (default: the paper's)")
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(run the same command again to resume)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
-    z = sub.add_parser("zoo", help="list the shipped models")
+    z = sub.add_parser("zoo", **fmt, help="list the shipped models")
     z.add_argument("--csv", action="store_true")
     z.add_argument("--markdown", action="store_true", help="a Markdown table with the paper's clean accuracies")
     z.add_argument("--evaluate", action="store_true",
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
                    help="only the zoo of one reading: normalised or pixel (default: both)")
     z.set_defaults(func=cmd_zoo)
-    e = sub.add_parser("evaluate", help="robust accuracy, distillation agreement, EMPLB, fidelity (Table 1)")
+    e = sub.add_parser("evaluate", **fmt, help="robust accuracy, distillation agreement, EMPLB, fidelity (Table 1)")
     e.add_argument("--dataset", type=_choice(Dataset), required=True)
     e.add_argument("--students", default="sd,ard,rslad,fd", help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75 "
                    "(empty: the teacher alone)")
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                    "CIFAR-10: population or kuangliu, or a comma list")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
-    a = sub.add_parser("attack-study", help="EMPLB against PGD steps and restarts; --table3 for Table 3")
+    a = sub.add_parser("attack-study", **fmt, help="EMPLB against PGD steps and restarts; --table3 for Table 3")
     a.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     a.add_argument("--students", default="sd,ard,rslad,fd")
     a.add_argument("--eps", default="0.1")
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", required=True)
     a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=cmd_attack_study)
-    v = sub.add_parser("verify", help="certified FAITHUB beside EMPLB per image (Table 2); shardable")
+    v = sub.add_parser("verify", **fmt, help="certified FAITHUB beside EMPLB per image (Table 2); shardable")
     v.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     v.add_argument("--students", default="sd,ard,rslad,fd")
     v.add_argument("--eps", default=None, help="comma list (default: the paper's grid without 0)")
@@ -446,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--export directory) so it grows without recomputing the published rows")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_verify)
-    c = sub.add_parser("calibrate", help="ECE of teacher and students, clean and at the EMPLB points")
+    c = sub.add_parser("calibrate", **fmt, help="ECE of teacher and students, clean and at the EMPLB points")
     c.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     c.add_argument("--students", default="sd,ard,rslad,fd,kdiga,tfkd,fdboth")
     c.add_argument("--eps", default=None, help="EMPLB radius (default: 0.1 MNIST, 8/255 otherwise)")
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threads", type=int, default=0)
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_calibrate)
-    x = sub.add_parser("exact", help="exact delta* (branch and bound, global MINLP) beside EMPLB and FAITHUB")
+    x = sub.add_parser("exact", **fmt, help="exact delta* (branch and bound, global MINLP) beside EMPLB and FAITHUB")
     x.add_argument("--pair", default="mnist-7x7", help="a small pair (mnist-7x7) or zoo (the paper's networks)")
     x.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     x.add_argument("--train", action="store_true", help="train the small pair first (teacher, then students)")
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--out", required=True)
     x.add_argument("--quiet", action="store_true")
     x.set_defaults(func=cmd_exact)
-    r = sub.add_parser("reproduce", help="execute the book's chapters with papermill (skips up-to-date ones)")
+    r = sub.add_parser("reproduce", **fmt, help="execute the book's chapters with papermill (skips up-to-date ones)")
     r.add_argument("--profile", type=_choice(Profile), default=Profile.QUICK, help="quick or full")
     r.add_argument("--chapters", default=None, help="comma list of chapter names (default: all in _toc.yml)")
     r.add_argument("--seed", type=int, default=0)
@@ -487,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
     r.add_argument("--out", default="_build/reproduce")
     r.set_defaults(func=cmd_reproduce)
-    f = sub.add_parser("figure1", help="Figure 1: the teacher-student gap over a slice of the eps-ball, with its record")
+    f = sub.add_parser("figure1", **fmt, help="Figure 1: the teacher-student gap over a slice of the eps-ball, with its record")
     f.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     f.add_argument("--eps", default="0.1")
     f.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
@@ -499,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--threads", type=int, default=0)
     f.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "figures"))
     f.set_defaults(func=cmd_figure1)
-    g = sub.add_parser("stages", help="run record and total wall time per dataset and stage of the reproduction")
+    g = sub.add_parser("stages", **fmt, help="run record and total wall time per dataset and stage of the reproduction")
     g.add_argument("--results", default=str(Path(__file__).resolve().parent.parent / "results"))
     g.add_argument("--csv", default=None, help="also write the records here")
     g.set_defaults(func=cmd_stages)
@@ -510,8 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     from .zoo import ZooError
     try:
         return args.func(args)
-    except (ValueError, DataError, ZooError) as exc:
+    except (ValueError, DataError, ZooError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a --out that cannot be written: no permission, a file in the way, a full disk
+        print(f"error: cannot write {exc.filename}: {exc.strerror}. Fix: choose a directory you can write "
+              f"(--out), or make room or change its permissions", file=sys.stderr)
         return 2
 
 

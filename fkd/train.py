@@ -167,7 +167,12 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
         ckpt = Path(checkpoint_dir) / CHECKPOINT
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if ckpt.exists():
-            saved = torch.load(ckpt, map_location=device, weights_only=True)
+            try:
+                saved = torch.load(ckpt, map_location=device, weights_only=True)
+            except Exception as exc:  # truncated, not a checkpoint, or a pickle weights_only refuses
+                raise ValueError(f"{ckpt} is not a readable training checkpoint ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}). Fix: delete it to start this run from "
+                                 f"scratch, or pass another --checkpoint-dir") from exc
             if saved["fingerprint"] != cfg.fingerprint():
                 raise ValueError(f"{ckpt} belongs to a different run (config changed). Fix: use another "
                                  f"--checkpoint-dir, or delete it to start this run from scratch.")

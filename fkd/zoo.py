@@ -83,14 +83,34 @@ def load_from(stem: Path) -> tuple[nn.Sequential, dict[str, Any]]:
     if not meta_path.exists() or not weights.exists():
         raise ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with "
                        f"`python -m fkd train ...` or check out the shipped zoo (`python -m fkd zoo` lists it).")
-    meta = json.loads(meta_path.read_text())
-    model = build(meta["architecture"])
+    try:
+        meta = json.loads(meta_path.read_text())
+        model = build(meta["architecture"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ZooError(f"{meta_path} is not a model description (broken or incomplete JSON: {exc}). "
+                       f"Fix: restore it from git or retrain the model.") from exc
+    _check_architecture(meta, meta_path)
     try:
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:
         raise ZooError(f"{weights} is unreadable or does not match its architecture ({exc}). "
                        f"Fix: restore it from git or retrain it.") from exc
     return model.eval(), meta
+
+
+def _check_architecture(meta: dict[str, Any], path: Path) -> None:
+    """A model whose config names a zoo dataset must have that dataset's architecture: an extra
+    weight-free layer (a ReLU, a Flatten) would otherwise load silently as another network."""
+    from .models import architecture
+
+    cfg = meta.get("config") or {}
+    if "dataset" not in cfg or "method" not in cfg or path.parent.parent.name == "small":
+        return  # not a zoo model of the paper's architectures (the small pairs carry their own)
+    role = "teacher" if cfg["method"] == "rt" else "student"
+    want = [list(layer) for layer in architecture(cfg["dataset"], role)]
+    if [list(layer) for layer in meta["architecture"]] != want:
+        raise ZooError(f"{path} describes {meta['architecture']}, not the {cfg['dataset']} {role} architecture "
+                       f"{want}. Fix: restore the file from git or retrain the model.")
 
 
 def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None = None,

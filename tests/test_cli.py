@@ -78,3 +78,20 @@ def test_zero_images_and_unknown_units_are_refused(tmp_path):
     assert not (tmp_path / "v").exists()
     r = run("evaluate", "--dataset", "mnist", "--eps-units", "percent", "--out", str(tmp_path / "e"))
     assert r.returncode == 2 and "normalised, pixel" in r.stderr
+
+
+def test_missing_directories_and_unwritable_out_are_clear_errors(tmp_path):
+    from fkd.__main__ import main
+
+    assert main(["verify", "--restore", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v")]) == 2
+    assert main(["verify", "--merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v")]) == 2
+    (tmp_path / "file").write_text("a file, not a directory")
+    r = run("verify", "--dataset", "mnist", "--students", "fd", "--eps", "0.1", "--n-images", "1",
+            "--out", str(tmp_path / "file" / "run"))
+    assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_shows_every_default():
+    import os
+    r = run("verify", "--help", env={**os.environ, "COLUMNS": "300"})
+    assert "(default: crown)" in r.stdout and "(default: auto)" in r.stdout

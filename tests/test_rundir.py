@@ -77,3 +77,42 @@ def test_a_signal_from_a_scheduler_leaves_a_record(tmp_path):
     proc.terminate()
     proc.wait(timeout=30)
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_real_cluster_gives_the_rows_of_the_in_process_run(tmp_path):
+    """A Dask scheduler and two workers as separate processes on the loopback interface (what
+    dask-jobqueue starts on Slurm or PBS): `verify --scheduler` writes the same rows as in-process."""
+    import socket
+
+    from fkd.__main__ import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
+                                           "--no-dashboard", "--host", "127.0.0.1"], cwd=REPO,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+        with Client(addr, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        args = ["verify", "--dataset", "mnist", "--students", "sd,fd", "--eps", "0.05", "--n-images", "3",
+                "--method", "crown", "--quiet"]
+        assert main([*args, "--scheduler", addr, "--out", str(tmp_path / "cluster")]) == 0
+        assert main([*args, "--out", str(tmp_path / "here")]) == 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    import pandas as pd
+    cols = ["student", "eps", "image", "emplb", "faithub_paper", "faithub_tight"]
+    a = pd.read_csv(tmp_path / "cluster" / "verify.csv")[cols]
+    b = pd.read_csv(tmp_path / "here" / "verify.csv")[cols]
+    pd.testing.assert_frame_equal(a, b)

@@ -104,3 +104,45 @@ def test_every_zoo_model_states_honestly_how_its_run_ended():
             assert run - max(meta["best_epoch"], cfg["eps_warmup_epochs"]) >= cfg["patience"]
         else:
             assert meta["status"] == "partial" and run < planned
+
+
+def test_broken_model_files_get_a_clear_error(tmp_path):
+    """Broken or incomplete JSON, an extra weight-free layer, truncated weights: a ZooError naming
+    the file and the fix, never a raw traceback or a silently different network."""
+    import shutil
+
+    src = model_path("mnist", "fd", units="normalised")
+    stem = tmp_path / "mnist" / "fd-a0.5"
+    stem.parent.mkdir()
+    for ext in (".json", ".safetensors"):
+        shutil.copyfile(with_ext(src, ext), with_ext(stem, ext))
+    meta = json.loads(with_ext(stem, ".json").read_text())
+    with_ext(stem, ".json").write_text("{ not json")
+    with pytest.raises(ZooError, match="broken or incomplete JSON.*Fix"):
+        load_from(stem)
+    with_ext(stem, ".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "architecture"}))
+    with pytest.raises(ZooError, match="incomplete"):
+        load_from(stem)
+    extra = {**meta, "architecture": meta["architecture"] + [["relu"]]}
+    with_ext(stem, ".json").write_text(json.dumps(extra))
+    with pytest.raises(ZooError, match="not the mnist student architecture"):
+        load_from(stem)
+    with_ext(stem, ".json").write_text(json.dumps(meta))
+    weights = with_ext(stem, ".safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ZooError, match="unreadable.*Fix"):
+        load_from(stem)
+
+
+def test_a_broken_checkpoint_is_refused_with_the_fix(tmp_path):
+    import pickle
+
+    from fkd.train import CHECKPOINT, TrainData, train
+
+    cfg = train_config("mnist", "sd", profile="quick", epochs=1)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    teacher = make_model("mnist", "teacher")
+    for content in (b"\x80\x04truncated", pickle.dumps({"fingerprint": object()})):
+        (tmp_path / CHECKPOINT).write_bytes(content)
+        with pytest.raises(ValueError, match="not a readable training checkpoint.*delete it"):
+            train(cfg, teacher=teacher, data=TrainData(x, y, x, y), checkpoint_dir=tmp_path, progress=False)
