@@ -71,43 +71,63 @@ def _table2_cells(rows, dataset: Dataset, mode: str):
                              "diff_mean": "diff"})[["eps", "bound", "student", "n", "ours", "paper", "diff"]]
 
 
-def cells(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
+#: What "the paper's methods" and "ours" mean for Table 2: (EMPLB metric of the empirical run,
+#: FAITHUB mode of the certified run). The paper's: PGD on the inf-norm (emplb_max) and eq. 9 from
+#: per-logit bounds; ours: both objectives, per-image maximum (emplb) and d_ij bounded directly.
+METHODS = {"paper": ("emplb_max", "paper"), "ours": ("emplb", "tight")}
+
+
+def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper"):
     """Every paper cell of Tables 1 and 2 that a reading's published runs cover, with ours beside it.
 
     Args:
-        mode: the FAITHUB of Table 2: ``paper`` (eq. 9 from per-logit bounds, the paper's method) or ``tight``.
+        methods: ``paper`` (Table 2 by the paper's own methods: EMPLB by PGD on the inf-norm over the
+            empirical run's images, FAITHUB in paper mode, eq. 9 from per-logit bounds) or ``ours``
+            (EMPLB with the per-class objectives too, FAITHUB in tight mode); ``METHODS``.
     Returns:
         DataFrame: units, table (table1 | table2), eps, cell (e.g. "robust RT", "FAITHUB FD"), ours,
-        paper, diff, within (|diff| <= TOLERANCE of the table).
+        paper, diff, n (images), within (|diff| <= TOLERANCE of the table).
     """
     import pandas as pd
 
+    from .tables import _beside_paper
+
+    if methods not in METHODS:
+        raise ValueError(f"unknown methods {methods!r}; choose one of: {', '.join(METHODS)}")
+    metric, mode = METHODS[methods]
     d = parse(Dataset, dataset)
     frames = []
     for units in EpsUnits:
         runs = reading_runs(d, units, results)
         if runs.empirical is not None:
             t1 = _table1_cells(runs.empirical, d).rename(columns={"quantity": "cell"})
-            frames.append(t1.assign(units=units.value, table="table1"))
+            n = int(runs.empirical.image.nunique())
+            frames.append(t1.assign(units=units.value, table="table1", n=n))
+            if (runs.empirical.metric == metric).any():
+                e = _beside_paper(runs.empirical, d, {metric: "EMPLB"})
+                frames.append(pd.DataFrame({"eps": e.eps_label, "cell": "EMPLB " + e.student, "ours": e["mean"],
+                                            "paper": e.paper_mean, "diff": e.diff_mean, "n": e.n,
+                                            "units": units.value, "table": "table2"}))
         if runs.certified is not None and f"faithub_{mode}" in runs.certified.columns:
             t2 = _table2_cells(runs.certified, d, mode)
-            t2["cell"] = t2.bound + " " + t2.student
-            frames.append(t2.drop(columns=["bound", "student", "n"]).assign(units=units.value, table="table2"))
+            t2 = t2[t2.bound == "FAITHUB"]
+            t2 = t2.assign(cell=t2.bound + " " + t2.student, units=units.value, table="table2")
+            frames.append(t2.drop(columns=["bound", "student"]))
     if not frames:
         raise FileNotFoundError(f"no published run of {d.value} under either reading. Fix: see results/units/README.md")
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True).dropna(subset=["paper"])
     out["within"] = out["diff"].abs() <= out.table.map(TOLERANCE)
-    return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "within"]]
+    return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "n", "within"]]
 
 
-def shares(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
+def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper"):
     """Share of the paper's cells reproduced within tolerance, per reading and table.
 
     Returns:
         DataFrame indexed by (units, table): cells (how many the runs cover), within (how many are
         within tolerance), share (%).
     """
-    c = cells(dataset, results, mode)
+    c = cells(dataset, results, methods)
     g = c.groupby(["units", "table"]).within
     out = g.agg(cells="size", within="sum")
     out["share"] = (100 * out.within / out.cells).round(1)
@@ -280,7 +300,7 @@ def radius_table():
 
 
 def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
-               mode: str = "paper"):
+               methods: str = "paper"):
     """``shares`` of every dataset with a published run, one table: (dataset, units, table) ->
     cells, within, share (%)."""
     import pandas as pd
@@ -288,16 +308,16 @@ def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10),
     frames = {}
     for d in datasets:
         try:
-            frames[parse(Dataset, d).value] = shares(d, results, mode)
+            frames[parse(Dataset, d).value] = shares(d, results, methods)
         except FileNotFoundError:
             continue
     return pd.concat(frames, names=["dataset"])
 
 
 def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
-                 mode: str = "paper"):
+                 methods: str = "paper"):
     """Ours against the paper's, one point per cell, one panel per table: Table 1 (accuracy, %) and
-    Table 2 (mean bounds, FAITHUB in ``mode``). The diagonal is an exact reproduction; the band is
+    Table 2 (mean EMPLB and FAITHUB by ``methods``, see ``cells``). The diagonal is an exact reproduction; the band is
     the tolerance. Colour: the reading; marker: the dataset."""
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -305,7 +325,7 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
     frames = []
     for d in datasets:
         try:
-            frames.append(cells(d, results, mode).assign(dataset=parse(Dataset, d).value))
+            frames.append(cells(d, results, methods).assign(dataset=parse(Dataset, d).value))
         except FileNotFoundError:
             continue
     c = pd.concat(frames, ignore_index=True)
@@ -313,7 +333,7 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
     markers = {"mnist": "o", "fashion-mnist": "s", "cifar10": "^"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ax, (table, lim, label) in zip(axes, [("table1", (0, 100), "Table 1: accuracy and agreement (%)"),
-                                               ("table2", (0, 1), f"Table 2: mean EMPLB and FAITHUB ({mode} mode)")]):
+                                               ("table2", (0, 1), f"Table 2: mean EMPLB and FAITHUB ({methods} methods)")]):
         tol = TOLERANCE[table]
         ax.fill_between(lim, [lim[0] - tol, lim[1] - tol], [lim[0] + tol, lim[1] + tol], color="0.9", lw=0)
         ax.plot(lim, lim, color="0.4", lw=0.8)
@@ -369,3 +389,12 @@ def std_table(results: Path | str = RESULTS):
     if not cols:
         raise FileNotFoundError("no CIFAR-10 teacher evaluation published. Fix: see results/units/README.md")
     return pd.concat(cols, axis=1)
+
+
+def fidelity(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS):
+    """The reproduction's own fidelity: ``all_shares`` by the paper's methods beside ours (same cells
+    of Table 1; Table 2's EMPLB and FAITHUB by each side's methods)."""
+    import pandas as pd
+
+    return pd.concat({f"{m}'s methods" if m == "paper" else "our methods": all_shares(datasets, results, m)
+                      for m in METHODS}, axis=1)

@@ -1,0 +1,46 @@
+"""The reproduction's fidelity count (fkd.units_report) on rows built from the paper's own numbers:
+every cell reproduced exactly counts, a cell moved past the tolerance does not."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fkd.tables import paper_table
+from fkd.units_report import cells, shares
+
+COLUMN = {"RT": "rt", "SD": "sd-a0.5", "ARD": "ard-a0.5", "RSLAD": "rslad-a0.5", "FD": "fd-a0.5"}
+
+
+def _rows_from_paper(shift: dict[tuple[float, str], float] | None = None, n: int = 1000) -> pd.DataFrame:
+    """Evaluate-style rows for MNIST whose means are the paper's Table 1 (plus ``shift`` points)."""
+    ref = paper_table("table1_robustness")
+    ref = ref[ref.dataset == "MNIST"]
+    rows = []
+    for _, r in ref.iterrows():
+        for col, student in COLUMN.items():
+            for metric, key in (("correct", f"rob_acc_{col}"), ("agree", f"agree_{col}")):
+                if key not in r or pd.isna(r[key]):
+                    continue
+                pct = r[key] + (shift or {}).get((float(r.eps), f"{metric} {col}"), 0.0)
+                k = round(pct * n / 100)
+                rows += [{"dataset": "mnist", "student": student, "eps": float(r.eps), "image": i,
+                          "metric": metric, "value": float(i < k)} for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_a_run_equal_to_the_paper_reproduces_every_cell_and_a_shifted_one_misses(tmp_path):
+    run = tmp_path / "units" / "mnist" / "empirical"
+    run.mkdir(parents=True)
+    _rows_from_paper({(0.1, "correct RT"): 2.5, (0.2, "agree FD"): -1.5}).to_csv(run / "empirical.csv.gz", index=False)
+    c = cells("mnist", tmp_path)
+    t1 = c[c.table == "table1"]
+    assert len(t1) == 54 and set(c.units) == {"normalised"}
+    missed = t1[~t1.within]
+    assert missed[["eps", "cell"]].values.tolist() == [["0.1", "robust RT"]]  # 2.5 > 2 points; 1.5 is within
+    assert missed["diff"].iloc[0] == pytest.approx(2.5, abs=0.05)
+    s = shares("mnist", tmp_path)
+    assert s.loc[("normalised", "table1")].tolist() == [54, 53, pytest.approx(98.1)]
+    with pytest.raises(ValueError, match="paper, ours"):
+        cells("mnist", tmp_path, methods="best")
+    with pytest.raises(FileNotFoundError, match="either reading"):
+        cells("fashion-mnist", tmp_path)
