@@ -48,6 +48,7 @@ from fkd.bounds.shared import ImageBounds  # noqa: E402
 from fkd.bounds.solvers import Status  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
 from fkd.metrics import Attack, emplb  # noqa: E402
+from fkd.units import radius  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 
 CHEAP = ["interval", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t", "ours", "joint"]
@@ -86,6 +87,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-images", type=int, default=20)
     ap.add_argument("--eps", type=float, nargs="+", default=[0.025, 0.05, 0.1])
+    ap.add_argument("--eps-units", default="pixel", choices=["normalised", "pixel"],
+                    help="how --eps is read, and which zoo (normalised: zoo/mnist, pixel: zoo/pixel/mnist)")
     ap.add_argument("--students", nargs="+", default=["sd", "ard", "rslad", "fd"])
     ap.add_argument("--configs", nargs="+", default=DEFAULT, choices=CHEAP + SOLVER)
     ap.add_argument("--n-solver-images", type=int, default=3, help=f"images for the solver-heavy configs {SOLVER}")
@@ -96,9 +99,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     x, _, idx = eval_subset("mnist", args.n_images)
-    teacher = load_model("mnist", "rt").eval()
+    teacher = load_model("mnist", "rt", units=args.eps_units).eval()
     nt = as_net(teacher, x.shape[1:])
-    students = {s: load_model("mnist", s).eval() for s in args.students}
+    students = {s: load_model("mnist", s, units=args.eps_units).eval() for s in args.students}
     nets = {s: as_net(m, x.shape[1:]) for s, m in students.items()}
     print(f"images: first {args.n_images} of the fixed subset ({args.n_solver_images} for {SOLVER}); "
           f"solver {args.solver}, 1 thread, MILP time limit {args.time_limit}s per solve, ref-milp budget {args.budget}s\n")
@@ -106,7 +109,8 @@ def main() -> None:
           "| FAITHUB / EMPLB | solves / image | time-limited solves |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for eps in args.eps:
-        emp = {s: emplb(teacher, m, x, eps, Attack(50, 5), "both", torch.Generator().manual_seed(0)).value
+        rad = radius(eps, args.eps_units, "mnist")  # the pixel radius of eps in its units
+        emp = {s: emplb(teacher, m, x, rad, Attack(50, 5), "both", torch.Generator().manual_seed(0)).value
                for s, m in students.items()}
         rows: dict = {}   # (student, cfg) -> list of (value, seconds, solves, time_limited)
         teacher_db: dict = {}
@@ -118,29 +122,29 @@ def main() -> None:
                                           (args.solver_students and s not in args.solver_students)):
                         continue
                     if cfg == "naive":
-                        out = run_naive(nt, ns, x[i], eps, args.solver, args.time_limit)
+                        out = run_naive(nt, ns, x[i], rad, args.solver, args.time_limit)
                     elif cfg == "joint":
                         if shared.get(i) is None:
-                            shared[i] = ImageBounds(x[i], eps, "lp", args.solver, 60.0)
+                            shared[i] = ImageBounds(x[i], rad, "lp", args.solver, 60.0)
                         j = shared[i].joint(nt, ns)
                         out = (j.value, j.seconds, j.solves, int(j.status == "time_limit"))
                     elif cfg == "ours":
                         if shared.get(i) is None:
-                            shared[i] = ImageBounds(x[i], eps, "lp", args.solver, 60.0)
+                            shared[i] = ImageBounds(x[i], rad, "lp", args.solver, 60.0)
                         paper, tight = shared[i].paper(nt, ns), shared[i].tight(nt, ns)
                         rows.setdefault((s, "ours-paper"), []).append(
                             (paper.value, paper.seconds, paper.solves, int(paper.status == "time_limit")))
                         out = (tight.value, paper.seconds + tight.seconds, paper.solves + tight.solves,
                                int(tight.status == "time_limit"))
                     elif cfg in PLAIN:
-                        out = run_plain(cfg, nt, ns, x[i], eps, args.solver, args.time_limit)
+                        out = run_plain(cfg, nt, ns, x[i], rad, args.solver, args.time_limit)
                     else:
                         t0 = time.perf_counter()
                         key = (cfg, i)
                         tightening = "lp" if cfg.endswith("-t") else None
                         if key not in teacher_db:
-                            teacher_db[key] = DiffBounds.start(nt, x[i], eps, solver=args.solver, tightening=tightening)
-                        sdb = DiffBounds.start(ns, x[i], eps, solver=args.solver, tightening=tightening)
+                            teacher_db[key] = DiffBounds.start(nt, x[i], rad, solver=args.solver, tightening=tightening)
+                        sdb = DiffBounds.start(ns, x[i], rad, solver=args.solver, tightening=tightening)
                         stages = ("lp",) if cfg.startswith("ref-lp") else ("lp", "milp")
                         budget = None if cfg.startswith("ref-lp") else max(args.budget - (time.perf_counter() - t0), 0.0)
                         v, _, _, st = faithub_refined(teacher_db[key], sdb, stages, args.time_limit, budget)
