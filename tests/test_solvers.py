@@ -96,3 +96,43 @@ def test_an_infeasible_program_raises(pinned, solver):
         pytest.skip(f"{solver} unavailable: {exc}")
     with pytest.raises(InfeasibleProgram, match="bug"):
         session.maximize(np.array([1.0, 0.0]), 0.0, 10.0)
+
+
+@pytest.mark.parametrize("solver", ["highs", "gurobi"])
+@pytest.mark.parametrize("relax", [True, False])
+def test_a_solver_incumbent_forwarded_through_torch_never_exceeds_the_bound(pinned, solver, relax):
+    """The input part of any solution the solver returns is a point of the ball; the network's real
+    logit there can never beat the proven bound (LP or MILP), and the bound holds every sample."""
+    import torch
+    from torch import nn
+
+    from fkd.bounds import as_net
+    from fkd.bounds.crown import crown_bounds
+    from fkd.bounds.interval import input_box
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x0 = torch.rand((1, 2, 3), generator=pinned)
+    net, box = as_net(model, (1, 2, 3)), input_box(x0, 0.2)
+    from fkd.bounds.milp import build_program
+    program = build_program(net, box, crown_bounds(net, box))
+    program = program.relaxed() if relax else program
+    try:
+        session = open_session(program, solver)
+    except Exception as exc:
+        pytest.skip(f"{solver} unavailable: {exc}")
+    samples = box.lower + torch.rand((500, 6), generator=pinned, dtype=box.lower.dtype) * (box.upper - box.lower)
+    with torch.no_grad():
+        z_samples = model(samples.float().reshape(-1, 1, 2, 3)).double()
+    for k in range(3):
+        for sign in (1.0, -1.0):
+            cost, const = program.objective(sign * np.eye(3)[k])
+            res = session.maximize(cost, const, 10.0)
+            point = session.solution()
+            assert point is not None
+            x = torch.as_tensor(point[:net.in_dim]).reshape(1, 1, 2, 3)
+            assert ((x.reshape(1, -1) >= box.lower - 1e-6) & (x.reshape(1, -1) <= box.upper + 1e-6)).all()
+            with torch.no_grad():
+                real = sign * float(model(x.float())[0, k])
+            assert real <= res.bound + 1e-5
+            assert (sign * z_samples[:, k] <= res.bound + 1e-5).all()
