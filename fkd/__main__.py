@@ -155,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table1(df, cfg.dataset).to_string())
-        if any(e > 0 for e in cfg.eps):
+        if cfg.students and any(e > 0 for e in cfg.eps):
             print(emplb_table(df, cfg.dataset).to_string(index=False))
     print(f"rows in {Path(args.out) / 'empirical.csv'}, run record in {Path(args.out) / 'run.json'}")
     if args.export:

@@ -398,3 +398,45 @@ def fidelity(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), r
 
     return pd.concat({f"{m}'s methods" if m == "paper" else "our methods": all_shares(datasets, results, m)
                       for m in METHODS}, axis=1)
+
+
+def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
+    """The verifier's domain under the normalised reading: mean FAITHUB (``mode``) over the ball
+    intersected with [0, 1] (``certified``) and over the plain ball (``certified-plain``), on the
+    images both runs cover, beside the paper's; also the mean EMPLB of each domain.
+
+    Returns:
+        DataFrame indexed by (eps, student): n, EMPLB and FAITHUB per domain, the paper's FAITHUB.
+    """
+    import pandas as pd
+
+    from .tables import PAPER_DATASET, _paper_column, paper_table
+
+    d = parse(Dataset, dataset)
+    base = Path(results) / "units" / d.value
+    runs = {}
+    for domain, name in (("clamped", "certified"), ("plain", "certified-plain")):
+        path = base / name / "verify.csv.gz"
+        if path.exists():
+            runs[domain] = pd.read_csv(path)
+    if len(runs) < 2:
+        raise FileNotFoundError(f"the plain-ball run of {d.value} is not published ({base}/certified-plain). "
+                                f"Fix: see results/units/README.md")
+    keys = ["student", "eps", "image"]
+    common = runs["clamped"][keys].merge(runs["plain"][keys])
+    ref = paper_table("table2_faithfulness")
+    ref = ref[(ref.dataset == PAPER_DATASET[d]) & (ref.bound == "FAITHUB")]
+    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])["mean"]
+    cols = {}
+    for domain, rows in runs.items():
+        r = rows.merge(common)
+        g = r.groupby(["eps", "student"])
+        cols[("EMPLB", domain)] = g.emplb.mean()
+        cols[("FAITHUB", domain)] = g[f"faithub_{mode}"].mean()
+        cols[("n", "")] = g.image.nunique()
+    out = pd.DataFrame(cols)
+    out[("FAITHUB", "paper")] = [ref.get((round(e, 6), _paper_column(d, s)), float("nan")) for e, s in out.index]
+    out.index = pd.MultiIndex.from_tuples([(eps_label(e), _paper_column(d, s) or s) for e, s in out.index],
+                                          names=["eps", "student"])
+    return out[[("n", ""), ("EMPLB", "clamped"), ("EMPLB", "plain"), ("FAITHUB", "clamped"), ("FAITHUB", "plain"),
+                ("FAITHUB", "paper")]].round(3)
