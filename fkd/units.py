@@ -41,9 +41,10 @@ STD: dict[Dataset, tuple[float, ...]] = {
     Dataset.CIFAR10: CIFAR10_STD["population"],
 }
 
-#: The reading under which each dataset's shipped zoo and published runs were made: what the
-#: book, the CLI and ``load_model`` use unless told otherwise. Normalised where the retrained zoo
-#: is complete; CIFAR-10's normalised zoo is not trained yet, so it is still read in pixels.
+#: The reading under which each dataset's published runs in ``results/`` were made: what the book,
+#: the CLI and ``load_model`` use unless told otherwise. A dataset switches to normalised once its
+#: normalised zoo is complete and every one of its published runs is remade under that reading
+#: (until then those runs are in ``results/units``); CIFAR-10's normalised zoo is not trained yet.
 DEFAULT_UNITS: dict[Dataset, EpsUnits] = {
     Dataset.MNIST: EpsUnits.PIXEL,
     Dataset.FASHION_MNIST: EpsUnits.PIXEL,
