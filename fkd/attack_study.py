@@ -69,17 +69,17 @@ def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True
     rows, r_max = [], max(cfg.restarts)
     students = {s: load_model(cfg.dataset, *resolve_model(cfg.dataset, s), root=zoo_root, units=cfg.units)
                 for s in cfg.students}
-    r = radius(cfg.eps, cfg.units, cfg.dataset)
+    rad = radius(cfg.eps, cfg.units, cfg.dataset)  # the pixel radius of cfg.eps
     jobs = [(s, strat, n) for s in cfg.students for strat in cfg.strategies for n in cfg.steps]
     for student_name, strategy, steps in tqdm(jobs, desc="attack study", disable=not progress):
         student = students[student_name]
         g = torch.Generator().manual_seed(cfg.seed)
-        runs = torch.stack([emplb(teacher, student, x, r, Attack(steps, 1, cfg.step_factor), strategy, g).value
+        runs = torch.stack([emplb(teacher, student, x, rad, Attack(steps, 1, cfg.step_factor), strategy, g).value
                             for _ in range(r_max)])             # (r_max, N)
         best = runs.cummax(0).values
         for r in cfg.restarts:
             rows += [{"dataset": cfg.dataset.value, "teacher": "rt", "student": student_name, "eps": cfg.eps,
-                      "units": cfg.units.value, "eps_pixel": pixel_label(r), "image": idx[i], "strategy": strategy.value, "steps": steps, "restarts": r,
+                      "units": cfg.units.value, "eps_pixel": pixel_label(rad), "image": idx[i], "strategy": strategy.value, "steps": steps, "restarts": r,
                       "value": float(best[r - 1, i])} for i in range(len(idx))]
     return pd.DataFrame(rows)
 

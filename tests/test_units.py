@@ -212,3 +212,15 @@ def test_image_bounds_never_serve_one_network_for_another(pinned):
         fresh = faithub(t, s, x0, 0.02, mode="tight", method="crown").value
         assert ib.tight(t, s).value == pytest.approx(fresh, abs=1e-9)
         del s
+
+
+def test_an_attack_study_attacks_every_student_at_the_radius_of_its_eps():
+    """Every row of a sweep, whichever student, strategy or restart count, is an EMPLB at the
+    pixel radius of the study's eps (a gap of at most 1 and never above FAITHUB's trivial cap)."""
+    from fkd.attack_study import AttackStudyConfig, attack_strength
+
+    cfg = AttackStudyConfig("mnist", ("sd", "fd"), 0.02, (0, 1), steps=(1, 3), restarts=(1, 2), units="normalised")
+    df = attack_strength(cfg, progress=False)
+    assert set(df.eps_pixel) == {pixel_label(radius(0.02, "normalised", "mnist"))}
+    # at a pixel radius of 0.006 these students stay close to their teacher: a wrong radius shows here
+    assert df.value.max() < 0.5
