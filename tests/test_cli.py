@@ -43,12 +43,12 @@ def test_zoo_csv_lists_models():
 def test_train_quick_teacher_then_student_from_it(tmp_path):
     """End to end on real MNIST: one epoch of the quick teacher, then an SD student from it."""
     out, ck = tmp_path / "zoo", tmp_path / "ck"
-    r = run("train", "--dataset", "mnist", "--method", "rt", "--profile", "quick", "--epochs", "1",
+    r = run("train", "--dataset", "mnist", "--method", "rt", "--profile", "quick", "--epochs", "1", "--threads", "1",
             "--out", str(out), "--checkpoint-dir", str(ck / "rt"), "--quiet")
     assert r.returncode == 0, r.stderr
     meta = json.loads((out / "mnist" / "rt.json").read_text())
     assert meta["config"]["profile"] == "quick" and meta["epochs_run"] == 1
-    r = run("train", "--dataset", "mnist", "--method", "sd", "--profile", "quick", "--epochs", "1",
+    r = run("train", "--dataset", "mnist", "--method", "sd", "--profile", "quick", "--epochs", "1", "--threads", "1",
             "--out", str(out), "--teacher", str(out / "mnist" / "rt.safetensors"),
             "--checkpoint-dir", str(ck / "sd"), "--quiet")
     assert r.returncode == 0, r.stderr
