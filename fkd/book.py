@@ -16,7 +16,7 @@ from typing import Any, Iterable, NamedTuple
 from .config import PAPER_EPS, Dataset, EpsUnits, Profile, parse
 from .data import EVAL_SUBSET_SIZE
 from .runner import torch_threads
-from .units import radius, resolve_units
+from .units import default_units, radius, resolve_units
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -63,6 +63,13 @@ class Experiment:
             raise ValueError(f"device {self.device!r}: evaluation and verification run on the CPU; set device = "
                              "'cpu' (a GPU is used for training only: python -m fkd train --device cuda)")
 
+    def run_dir(self, kind: str) -> Path:
+        """Where this experiment's ``kind`` run (empirical | certified | beyond) lives: ``out/<dataset>/<kind>``,
+        with ``-<units>`` appended when the eps are read otherwise than the dataset's default (so the
+        two readings never share a run directory)."""
+        suffix = "" if self.units is default_units(self.dataset) else f"-{self.units.value}"
+        return self.out / self.dataset.value / f"{kind}{suffix}"
+
     def eval_config(self):
         """The empirical evaluation (Table 1, EMPLB, fidelity): ``fkd.evaluate.EvalConfig``."""
         from .evaluate import eval_config
@@ -82,7 +89,7 @@ class Experiment:
         """Run (or resume) the empirical evaluation; its rows (``fkd.evaluate`` columns)."""
         from .evaluate import evaluate
 
-        return evaluate(self.eval_config(), self.out / self.dataset.value / "empirical", workers=self.workers,
+        return evaluate(self.eval_config(), self.run_dir("empirical"), workers=self.workers,
                         progress=False)
 
     @torch_threads(1)
@@ -92,7 +99,7 @@ class Experiment:
 
         if self.n_verify == 0:
             raise ValueError("n_verify is 0: this experiment verifies no image")
-        return verify(self.verify_config(), self.out / self.dataset.value / "certified", workers=self.workers,
+        return verify(self.verify_config(), self.run_dir("certified"), workers=self.workers,
                       progress=False)
 
     @torch_threads(1)
@@ -104,11 +111,11 @@ class Experiment:
         from .verify import verify
 
         cfg = replace(self.verify_config(), modes=("tight", "joint"), agreement=True, time_limit=time_limit)
-        return verify(cfg, self.out / self.dataset.value / "beyond", workers=self.workers, progress=False)
+        return verify(cfg, self.run_dir("beyond"), workers=self.workers, progress=False)
 
     def record(self, kind: str = "empirical"):
         """The run record of this experiment's ``kind`` run (empirical | certified | beyond), as ``provenance``."""
-        return provenance(self.out / self.dataset.value / kind)
+        return provenance(self.run_dir(kind))
 
 
 def experiment(profile: str = "quick", dataset: str = "mnist", n_images: int | None = None,

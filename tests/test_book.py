@@ -106,3 +106,12 @@ def test_torch_threads_restores_the_setting():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_the_two_readings_never_share_a_run_directory(tmp_path):
+    from fkd import book
+
+    default = book.experiment("quick", "mnist", out=tmp_path)
+    other = book.experiment("quick", "mnist", out=tmp_path, units="normalised")
+    assert default.run_dir("empirical") == tmp_path / "mnist" / "empirical"
+    assert other.run_dir("empirical") == tmp_path / "mnist" / "empirical-normalised"
