@@ -440,3 +440,12 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
                                           names=["eps", "student"])
     return out[[("n", ""), ("EMPLB", "clamped"), ("EMPLB", "plain"), ("FAITHUB", "clamped"), ("FAITHUB", "plain"),
                 ("FAITHUB", "paper")]].round(3)
+
+
+def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[str, Any]:
+    """``domain_table`` of every dataset whose plain-ball run is published: {dataset: table}."""
+    out = {}
+    for d in Dataset:
+        if (Path(results) / "units" / d.value / "certified-plain" / "verify.csv.gz").exists():
+            out[d.value] = domain_table(d, results, mode)
+    return out
