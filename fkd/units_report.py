@@ -285,16 +285,19 @@ def radius_table():
     import pandas as pd
 
     from .config import PAPER_EPS
-    from .units import CIFAR10_STD, STD, pixel_label, radius
+    from .units import CIFAR10_STD, STD, channels, radius
+
+    def short(r) -> str:  # per channel, three significant digits: it fits the page
+        return " / ".join(f"{v:.3g}" for v in channels(r))
 
     rows = []
     for d in Dataset:
         for e in PAPER_EPS[d][1:]:
-            row = {"dataset": d.value, "eps": eps_label(e), "pixel": pixel_label(radius(e, "pixel", d)),
-                   "normalised": pixel_label(radius(e, "normalised", d))}
+            row = {"dataset": d.value, "eps": eps_label(e), "pixel": short(radius(e, "pixel", d)),
+                   "normalised": short(radius(e, "normalised", d))}
             if d is Dataset.CIFAR10:
                 other = next(n for n, s in CIFAR10_STD.items() if s != STD[d])
-                row[f"normalised ({other} std)"] = pixel_label(radius(e, "normalised", d, std=CIFAR10_STD[other]))
+                row[f"normalised, {other} std"] = short(radius(e, "normalised", d, std=CIFAR10_STD[other]))
             rows.append(row)
     return pd.DataFrame(rows).fillna("")
 
