@@ -31,21 +31,25 @@ class ReadingRuns(NamedTuple):
     certified_dir: Path
 
 
-def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS) -> tuple[Path, Path]:
-    """(empirical, certified) run directories of one reading's published runs."""
+def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
+             domain: str = "clamped") -> tuple[Path, Path]:
+    """(empirical, certified) run directories of one reading's published runs; ``domain`` plain:
+    the certified run over the plain ball (``certified-plain``)."""
     d, u, results = parse(Dataset, dataset), parse(EpsUnits, units), Path(results)
+    cert = "certified" if domain == "clamped" else "certified-plain"
     if u is EpsUnits.PIXEL:
-        return results / "empirical" / d.value, results / "certified" / d.value
-    return results / "units" / d.value / "empirical", results / "units" / d.value / "certified"
+        return results / "empirical" / d.value, results / cert / d.value
+    return results / "units" / d.value / "empirical", results / "units" / d.value / cert
 
 
-def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS) -> ReadingRuns:
-    """The published rows of ``dataset`` under one reading."""
+def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
+                 domain: str = "clamped") -> ReadingRuns:
+    """The published rows of ``dataset`` under one reading (certified: over ``domain``)."""
     import pandas as pd
 
     from .evaluate import load_results
 
-    emp_dir, cert_dir = run_dirs(dataset, units, results)
+    emp_dir, cert_dir = run_dirs(dataset, units, results, domain)
     emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
     cert_file = next((cert_dir / n for n in ("verify.csv.gz", "verify.csv") if (cert_dir / n).exists()), None)
     cert = pd.read_csv(cert_file) if cert_file else None
@@ -77,13 +81,14 @@ def _table2_cells(rows, dataset: Dataset, mode: str):
 METHODS = {"paper": ("emplb_max", "paper"), "ours": ("emplb", "tight")}
 
 
-def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper"):
+def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: str = "clamped"):
     """Every paper cell of Tables 1 and 2 that a reading's published runs cover, with ours beside it.
 
     Args:
         methods: ``paper`` (Table 2 by the paper's own methods: EMPLB by PGD on the inf-norm over the
             empirical run's images, FAITHUB in paper mode, eq. 9 from per-logit bounds) or ``ours``
             (EMPLB with the per-class objectives too, FAITHUB in tight mode); ``METHODS``.
+        domain: FAITHUB over the ball intersected with [0, 1] (``clamped``) or the plain ball.
     Returns:
         DataFrame: units, table (table1 | table2), eps, cell (e.g. "robust RT", "FAITHUB FD"), ours,
         paper, diff, n (images), within (|diff| <= TOLERANCE of the table).
@@ -98,7 +103,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     d = parse(Dataset, dataset)
     frames = []
     for units in EpsUnits:
-        runs = reading_runs(d, units, results)
+        runs = reading_runs(d, units, results, domain)
         if runs.empirical is not None:
             t1 = _table1_cells(runs.empirical, d).rename(columns={"quantity": "cell"})
             n = int(runs.empirical.image.nunique())
@@ -120,14 +125,14 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "n", "within"]]
 
 
-def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper"):
+def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: str = "clamped"):
     """Share of the paper's cells reproduced within tolerance, per reading and table.
 
     Returns:
         DataFrame indexed by (units, table): cells (how many the runs cover), within (how many are
         within tolerance), share (%).
     """
-    c = cells(dataset, results, methods)
+    c = cells(dataset, results, methods, domain)
     g = c.groupby(["units", "table"]).within
     out = g.agg(cells="size", within="sum")
     out["share"] = (100 * out.within / out.cells).round(1)
@@ -303,7 +308,7 @@ def radius_table():
 
 
 def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
-               methods: str = "paper"):
+               methods: str = "paper", domain: str = "clamped"):
     """``shares`` of every dataset with a published run, one table: (dataset, units, table) ->
     cells, within, share (%)."""
     import pandas as pd
@@ -311,7 +316,7 @@ def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10),
     frames = {}
     for d in datasets:
         try:
-            frames[parse(Dataset, d).value] = shares(d, results, methods)
+            frames[parse(Dataset, d).value] = shares(d, results, methods, domain)
         except FileNotFoundError:
             continue
     return pd.concat(frames, names=["dataset"])
@@ -395,12 +400,15 @@ def std_table(results: Path | str = RESULTS):
 
 
 def fidelity(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS):
-    """The reproduction's own fidelity: ``all_shares`` by the paper's methods beside ours (same cells
-    of Table 1; Table 2's EMPLB and FAITHUB by each side's methods)."""
+    """The reproduction's own fidelity: ``all_shares`` by the paper's methods (FAITHUB over the ball
+    intersected with [0, 1], and over the plain ball where that run is published) beside ours (same
+    cells of Table 1; Table 2's EMPLB and FAITHUB by each side's methods)."""
     import pandas as pd
 
-    return pd.concat({f"{m}'s methods" if m == "paper" else "our methods": all_shares(datasets, results, m)
-                      for m in METHODS}, axis=1)
+    out = {"paper's methods": all_shares(datasets, results, "paper"),
+           "paper's methods, plain ball": all_shares(datasets, results, "paper", "plain"),
+           "our methods": all_shares(datasets, results, "ours")}
+    return pd.concat(out, axis=1)
 
 
 def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
@@ -452,3 +460,17 @@ def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[st
         if (Path(results) / "units" / d.value / "certified-plain" / "verify.csv.gz").exists():
             out[d.value] = domain_table(d, results, mode)
     return out
+
+
+def domain_findings(results: Path | str = RESULTS) -> str:
+    """One sentence per dataset with a published plain-ball run: how many of the paper's FAITHUB cells
+    each domain reproduces (within ``TOLERANCE['table2']``), from ``domain_table``."""
+    tol = TOLERANCE["table2"]
+    parts = []
+    for d, t in domain_tables(results).items():
+        paper = t[("FAITHUB", "paper")]
+        n = int(paper.notna().sum())
+        hits = {dom: int(((t[("FAITHUB", dom)] - paper).abs() <= tol).sum()) for dom in ("clamped", "plain")}
+        parts.append(f"On {d}, FAITHUB over the plain ball is within {tol:g} of the paper's in {hits['plain']} of "
+                     f"{n} cells, over the ball intersected with [0, 1] in {hits['clamped']} of {n}.")
+    return " ".join(parts) or "No plain-ball run is published yet."
