@@ -124,9 +124,3 @@ def as_tensor(r: Radius, like: Tensor) -> Tensor:
             raise ValueError(f"a radius of {r.numel()} channels does not fit inputs shaped {tuple(like.shape)}")
         return r.to(like.device, like.dtype).view(-1, 1, 1)
     return torch.tensor(float(r), dtype=like.dtype, device=like.device)
-
-
-def describe(eps: float, units: EpsUnits | str, dataset: Dataset | str) -> dict[str, object]:
-    """The fields every row and run record carries: eps, its units and the pixel radius."""
-    units = parse(EpsUnits, units)
-    return {"eps": eps, "units": units.value, "eps_pixel": pixel_label(radius(eps, units, dataset))}

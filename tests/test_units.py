@@ -11,7 +11,7 @@ from fkd.bounds import bounds, faithub, output_bounds
 from fkd.bounds.interval import input_box
 from fkd.config import Dataset, EpsUnits, parse, train_config
 from fkd.metrics import emplb
-from fkd.units import STD, as_tensor, channels, describe, pixel_label, positive, radius
+from fkd.units import STD, as_tensor, channels, pixel_label, positive, radius
 
 
 def _conv3(gen: torch.Generator, k: int = 4) -> nn.Sequential:
@@ -47,7 +47,7 @@ def test_radius_of_each_reading():
     assert channels(r) == pytest.approx([8 / 255 * s for s in STD[Dataset.CIFAR10]])
     assert pixel_label(r).count(";") == 2
     assert radius(0.0, "normalised", "cifar10").sum() == 0 and not positive(radius(0.0, "normalised", "cifar10"))
-    assert describe(0.1, "normalised", "mnist") == {"eps": 0.1, "units": "normalised", "eps_pixel": "0.03081"}
+    assert pixel_label(radius(0.1, "normalised", "mnist")) == "0.03081"
 
 
 def test_bad_readings_name_the_options():
