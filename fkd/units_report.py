@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import Dataset, EpsUnits, eps_label, parse
+from .config import Dataset, Domain, EpsUnits, eps_label, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -27,23 +27,21 @@ class ReadingRuns(NamedTuple):
     units: EpsUnits
     empirical: Any   # fkd.evaluate rows
     certified: Any   # fkd.verify rows
-    empirical_dir: Path
-    certified_dir: Path
 
 
 def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
-             domain: str = "clamped") -> tuple[Path, Path]:
+             domain: Domain | str = Domain.CLAMPED) -> tuple[Path, Path]:
     """(empirical, certified) run directories of one reading's published runs; ``domain`` plain:
     the certified run over the plain ball (``certified-plain``)."""
     d, u, results = parse(Dataset, dataset), parse(EpsUnits, units), Path(results)
-    cert = "certified" if domain == "clamped" else "certified-plain"
+    cert = "certified" if parse(Domain, domain) is Domain.CLAMPED else "certified-plain"
     if u is EpsUnits.PIXEL:
         return results / "empirical" / d.value, results / cert / d.value
     return results / "units" / d.value / "empirical", results / "units" / d.value / cert
 
 
 def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
-                 domain: str = "clamped") -> ReadingRuns:
+                 domain: Domain | str = Domain.CLAMPED) -> ReadingRuns:
     """The published rows of ``dataset`` under one reading (certified: over ``domain``)."""
     import pandas as pd
 
@@ -53,7 +51,7 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
     emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
     cert_file = next((cert_dir / n for n in ("verify.csv.gz", "verify.csv") if (cert_dir / n).exists()), None)
     cert = pd.read_csv(cert_file) if cert_file else None
-    return ReadingRuns(parse(EpsUnits, units), emp, cert, emp_dir, cert_dir)
+    return ReadingRuns(parse(EpsUnits, units), emp, cert)
 
 
 def _table1_cells(rows, dataset: Dataset):
@@ -81,7 +79,7 @@ def _table2_cells(rows, dataset: Dataset, mode: str):
 METHODS = {"paper": ("emplb_max", "paper"), "ours": ("emplb", "tight")}
 
 
-def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: str = "clamped"):
+def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: Domain | str = Domain.CLAMPED):
     """Every paper cell of Tables 1 and 2 that a reading's published runs cover, with ours beside it.
 
     Args:
@@ -125,7 +123,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "n", "within"]]
 
 
-def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: str = "clamped"):
+def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: Domain | str = Domain.CLAMPED):
     """Share of the paper's cells reproduced within tolerance, per reading and table.
 
     Returns:
@@ -308,7 +306,7 @@ def radius_table():
 
 
 def all_shares(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS,
-               methods: str = "paper", domain: str = "clamped"):
+               methods: str = "paper", domain: Domain | str = Domain.CLAMPED):
     """``shares`` of every dataset with a published run, one table: (dataset, units, table) ->
     cells, within, share (%)."""
     import pandas as pd
