@@ -1,4 +1,4 @@
-"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | calibrate | exact | reproduce | stages | figure1``."""
+"""Command line: ``python -m fkd train | zoo | evaluate | attack-study | verify | audit | calibrate | exact | reproduce | stages | figure1``."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .models import architecture
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.augment != "auto":
+        overrides["augment"] = args.augment == "on"
     if args.std:
         overrides["std"] = _std(args.std)
     cfg = train_config(args.dataset, args.method, profile=args.profile, alpha=args.alpha, seed=args.seed,
@@ -239,6 +243,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Audit a user's teacher-student pair: audit.csv, run.json and report.html in --out."""
+    from .audit import AuditConfig, audit
+    from .audit_report import summary, write_report
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    cfg = AuditConfig(args.teacher, args.student, dataset=args.dataset, images=args.images, labels=args.labels,
+                      eps=tuple(parse_eps(e) for e in _csv(args.eps)) if args.eps else (), units=args.units,
+                      std=_std(args.std) if args.std else None, n_images=args.n_images, method=args.method,
+                      modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
+                      agreement=not args.no_agreement, seed=args.seed)
+    rows = audit(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    import pandas as pd
+
+    df = pd.read_csv(rows)
+    with pd.option_context("display.width", 200, "display.precision", 3):
+        print(summary(df).to_string(index=False))
+    print(f"{len(df)} rows in {rows}; report: {write_report(args.out)}")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """ECE of teacher and students, clean and at the EMPLB points (fkd.calibration)."""
     import torch
@@ -349,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="how the paper's training eps is read: normalised (default, the paper's) or pixel")
     t.add_argument("--std", default=None, help="per-channel std of the normalised reading (default: the "
                    "dataset's, fkd.units.STD); CIFAR-10: population or kuangliu, or a comma list")
+    t.add_argument("--augment", choices=["auto", "on", "off"], default="auto",
+                   help="random crop and flip of the training images; auto: on for CIFAR-10 only")
+    t.add_argument("--batch-size", type=int, default=None, help="training batch size (the paper gives none; 128)")
     t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors, pixel-unit models "
                    "under pixel/<dataset>/ (default: zoo/)")
     t.add_argument("--teacher", default=None, help="teacher .safetensors (default: the zoo's rt)")
@@ -500,6 +530,36 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--threads", type=int, default=0)
     f.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "figures"))
     f.set_defaults(func=cmd_figure1)
+    a = sub.add_parser("audit", **fmt, help="audit your own teacher-student pair (ONNX, safetensors or zoo:<dataset>/<name>)")
+    a.add_argument("--teacher", required=True, help="an .onnx file, a .safetensors file with the zoo's JSON "
+                   "architecture beside it, or a zoo name such as zoo:mnist/rt")
+    a.add_argument("--student", required=True, help="the same forms as --teacher, e.g. zoo:mnist/fd")
+    src = a.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", type=_choice(Dataset), default=None,
+                     help="the dataset's fixed evaluation subset: mnist, fashion-mnist or cifar10")
+    src.add_argument("--images", default=None, metavar="FILE.npy", help="your own images, (N, C, H, W) in [0, 1]")
+    a.add_argument("--labels", default=None, metavar="FILE.npy", help="class indices (N,) of --images, for accuracy")
+    a.add_argument("--eps", default=None, help="comma list, e.g. 0.05,0.1 or 4/255,8/255 (none: the paper's "
+                   "grid of --dataset; required with --images)")
+    a.add_argument("--units", type=_choice(EpsUnits), default=None, help="how eps is read: normalised or pixel "
+                   "(none: the dataset's reading; with --images pixel, or normalised when --std is given)")
+    a.add_argument("--std", default=None, help="per-channel std of the normalised reading, a comma list "
+                   "(CIFAR-10 also: population or kuangliu)")
+    a.add_argument("--n-images", type=int, default=100, help="the first N images")
+    a.add_argument("--method", default="crown", help="bounds: interval, crown, lp or milp")
+    a.add_argument("--mode", default="paper,tight", help="FAITHUB modes (paper, tight, joint); the tightest is reported")
+    a.add_argument("--no-agreement", action="store_true", help="skip certified distillation agreement (a MILP per image)")
+    a.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
+    a.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve (its proven bound is kept)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--workers", type=int, default=1, help="K > 1: a Dask LocalCluster of K processes")
+    a.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
+
+    a.add_argument("--threads", type=int, default=1, help="torch CPU threads here (small networks gain nothing "
+                   "from a second; 0: torch's default)")
+    a.add_argument("--out", required=True, help="run directory (resumable): audit.csv, run.json, report.html")
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=cmd_audit)
     g = sub.add_parser("stages", **fmt, help="run record and total wall time per dataset and stage of the reproduction")
     g.add_argument("--results", default=str(Path(__file__).resolve().parent.parent / "results"))
     g.add_argument("--csv", default=None, help="also write the records here")
