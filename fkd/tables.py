@@ -278,3 +278,28 @@ def agreement_table(rows, empirical=None):
     out = out.reset_index()
     out.insert(0, "eps_label", [eps_label(e) for e in out.eps])
     return out.drop(columns="eps").round(1)
+
+
+def grid(long, group: str = "student"):
+    """A long Table 2 or 5 (``table2``, ``table5``) as a grid for readers: rows (eps, bound), one
+    column group per ``group`` value (student, or alpha) holding the mean over images, ours beside
+    the paper's and the difference; the number of images last.
+
+    Returns:
+        DataFrame indexed by (eps, bound); columns (student, ours|paper|diff) and (images, "").
+    """
+    import pandas as pd
+
+    long = long.copy()
+    if group == "alpha":
+        long["alpha"] = [f"FD α {a:g}" for a in long.alpha]
+    rows = list(dict.fromkeys(zip(long.eps_label, long.bound)))
+    groups = list(dict.fromkeys(long[group]))
+    frame = long.set_index(["eps_label", "bound", group])[["mean", "paper_mean", "diff_mean"]]
+    frame.columns = ["ours", "paper", "diff"]
+    wide = frame.unstack(group).swaplevel(0, 1, axis=1)
+    wide = wide[[(g, c) for g in groups for c in ("ours", "paper", "diff")]].reindex(pd.MultiIndex.from_tuples(rows))
+    wide[("images", "")] = long.groupby(["eps_label", "bound"]).n.max().reindex(wide.index)
+    wide.index.names = ["eps", "bound"]
+    wide.columns.names = [group, ""]
+    return wide

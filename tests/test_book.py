@@ -78,6 +78,11 @@ def test_table5_means_are_the_rows_means():
     assert cell["paper_mean"] == 0.474 and cell["diff_mean"] == pytest.approx(0.026)
     with pytest.raises(ValueError, match="no FD students"):
         tables.table5(rows[rows.student == "none"])
+    g = tables.grid(t, "alpha")                 # the same cell, in the grid readers see
+    assert g.loc[("4/255", "FAITHUB"), ("FD α 1", "ours")] == pytest.approx(0.5)
+    assert g.loc[("4/255", "FAITHUB"), ("FD α 1", "paper")] == 0.474
+    assert list(g.index.get_level_values(0)) == ["4/255", "4/255", "8/255", "8/255"]  # eps in order, not sorted as text
+    assert g[("images", "")].tolist() == [2, 2, 2, 2]
 
 
 def test_each_loss_vanishes_where_it_must():
