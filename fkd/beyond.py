@@ -57,25 +57,29 @@ def plot_agreement(tables: dict[str, Any]):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.6), squeeze=False, sharey=True)
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(len(tables), 1, figsize=(WIDTH, 2.9 * len(tables) + 0.6), squeeze=False, sharey=True,
+                             layout="constrained")
     colours = {"certified %": "#2b8a3e", "unknown %": "#adb5bd", "counterexample %": "#c92a2a",
                "disagree_clean %": "#862e9c"}
-    for ax, (name, t) in zip(axes[0], tables.items()):
-        labels = [f"{r.eps_label}\n{r.student.split('-a')[0]}" for r in t.itertuples()]
+    for ax, (name, t) in zip(axes[:, 0], tables.items()):
+        labels = [f"{r.eps_label}\n{r.student.split('-a')[0].upper()}" for r in t.itertuples()]
         bottom = 0.0
         for col, colour in colours.items():
-            ax.bar(range(len(t)), t[col], bottom=bottom, color=colour, label=col.removesuffix(" %"), width=0.8)
+            ax.bar(range(len(t)), t[col], bottom=bottom, color=colour, label=col.removesuffix(" %").replace("disagree_clean", "disagree at x"),
+                   width=0.8)
             bottom = bottom + t[col]
         if "empirical %" in t:
             ax.scatter(range(len(t)), t["empirical %"], marker="_", s=160, color="black", zorder=3,
                        label="empirical (PGD)")
-        ax.set_xticks(range(len(t)), labels, fontsize=7)
+        ax.set_xticks(range(len(t)), labels)
         ax.set_title(f"{name}: {int(t.n.max())} images")
         ax.set_ylim(0, 100)
-    axes[0][0].set_ylabel("% of images")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+        ax.set_ylabel("% of images")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=len(names), frameon=False)
+    return legible(fig, font=9.0)
 
 
 def joint_rows(dataset: Dataset | str, run: Path | str | None = None):
@@ -135,8 +139,10 @@ def plot_exact(rows):
 
     students = sorted(rows.student.unique())
     eps = sorted(rows.eps.unique())
-    fig, axes = plt.subplots(len(students), len(eps), figsize=(3.6 * len(eps), 2.8 * len(students)),
-                             squeeze=False, sharey=True)
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(len(students), len(eps), figsize=(WIDTH, 2.6 * len(students) + 0.8),
+                             squeeze=False, sharey=True, layout="constrained")
     for i, s in enumerate(students):
         for j, e in enumerate(eps):
             ax = axes[i][j]
@@ -146,14 +152,15 @@ def plot_exact(rows):
             ax.scatter(x, t.emplb, marker="v", color="#1971c2", zorder=3, label="EMPLB (PGD)")
             ax.scatter(x, t.faithub_tight, marker="^", color="#e8590c", zorder=3, label="FAITHUB tight (eq. 11)")
             ax.scatter(x, t.faithub_joint, marker="x", color="#c2255c", zorder=3, label="FAITHUB joint")
-            ax.set_xticks(list(x), [str(v) for v in t.image], fontsize=7)
-            ax.set_title(f"{s.split('-a')[0]}, eps {eps_label(e)}", fontsize=9)
+            ax.set_xticks(list(x), [str(v) for v in t.image], rotation=90)
+            ax.set_title(f"{s.split('-a')[0].upper()}, eps {eps_label(e)}")
             ax.set_ylim(0, 1.02)
-    axes[-1][0].set_xlabel("test image")
-    axes[0][0].set_ylabel("||f_t - f_s||_inf")
-    axes[0][-1].legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    return fig
+    fig.supxlabel("test image")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("||f_t - f_s||_inf")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+    return legible(fig)
 
 
 def exact_experiment(profile: str = "quick", seed: int = 0, out: str | Path = "_build/reproduce",

@@ -209,7 +209,11 @@ def plot_reliability(rel, students: Iterable[str], point: str = "clean", title: 
     students = list(students)
     cols = min(4, len(students))
     rows = -(-len(students) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.5 * rows + 0.4), sharey=True, squeeze=False)
+    from .plots import student_label
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.3 * rows + 1.0), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[len(students):]:
         ax.set_visible(False)
     for ax, st in zip(axes.flat, students):
@@ -219,13 +223,13 @@ def plot_reliability(rel, students: Iterable[str], point: str = "clean", title: 
             ax.bar(r.lo + off * (r.hi - r.lo), r.accuracy, width=w, align="edge", color=colour, alpha=0.8, label=model)
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence")
-        ax.set_title(st.split("-a")[0].upper(), fontsize=9)
+        ax.set_title(student_label(st, students))
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy")
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(title or f"reliability at the {point} points", fontsize=10)
-    fig.tight_layout()
-    return fig
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+    fig.suptitle(title or f"reliability at the {point} points")
+    return legible(fig)
 
 
 def _finished(out: Path, cfg: CalibrationConfig) -> bool:

@@ -124,6 +124,17 @@ def gap_at_training_points(dataset: Dataset | str = Dataset.MNIST, n_images: int
 
 
 @torch_threads(1)
+def registry_table():
+    """The loss registry (``fkd.losses.REGISTRY``) for the page: per method, its equation, the inner
+    maximisation it trains against and the logits it reads."""
+    import pandas as pd
+
+    from .losses import REGISTRY
+
+    return pd.DataFrame([{"method": m.value.upper(), "equation": spec.equation, "inner maximisation": spec.attack,
+                          "reads the logits of": ", ".join(sorted(spec.needs))} for m, spec in REGISTRY.items()])
+
+
 def plot_training_points(dataset: Dataset | str = Dataset.MNIST, student: str = "sd", image: int = 0,
                          seed: int = 0):
     """One test image and the training point each method would use against ``student``, titled with
@@ -136,15 +147,16 @@ def plot_training_points(dataset: Dataset | str = Dataset.MNIST, student: str = 
     x, y = _batch(d, image + 1)
     x, y = x[image:image + 1], y[image:image + 1]
     teacher, model = load_model(d, "rt").eval(), load_model(d, student).eval()
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(2.2 * len(METHODS), 2.6))
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(WIDTH, 3.0), layout="constrained")
     for ax, m in zip(axes, METHODS):
         xp = inner_point(d, m, model, teacher, x, y, torch.Generator().manual_seed(seed))
         with torch.no_grad():
             gap = float((teacher(xp).softmax(-1) - model(xp).softmax(-1)).abs().amax())
         img = xp[0].permute(1, 2, 0).squeeze(-1).numpy()
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_title(f"{m.value.upper()} point\ngap {gap:.3f}", fontsize=9)
+        ax.set_title(f"{m.value.upper()} point\ngap {gap:.3f}")
         ax.axis("off")
-    fig.suptitle(f"{d.value} test image {image} against the {student.upper()} student", fontsize=10)
-    fig.tight_layout()
-    return fig
+    fig.suptitle(f"{d.value} test image {image} against the {student.upper()} student")
+    return legible(fig)

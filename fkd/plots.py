@@ -1,5 +1,71 @@
-"""Figures from result rows (matplotlib, imported lazily so the package works without it)."""
+"""Figures from result rows (matplotlib, imported lazily so the package works without it).
+
+Every figure fits the book's text column unscaled with no font below 9 pt (``fkd.present.legible``)
+and gives each student its colour (``fkd.present.colour``).
+"""
 from __future__ import annotations
+
+from .present import WIDTH, colour, legible
+
+
+def _curves(panels, title: str):
+    """Panels of curves against eps: each (title, y label, {name: (eps labels, ours, paper)}); ours
+    solid, the paper's dashed, one colour per name. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.6), squeeze=False, layout="constrained")
+    names = []
+    for ax, (panel, ylabel, series) in zip(axes[0], panels):
+        order = list(dict.fromkeys(e for labels, _, _ in series.values() for e in labels))
+        for name, (labels, ours, paper) in series.items():
+            x = [order.index(e) for e in labels]
+            ax.plot(x, ours, "o-", color=colour(name), ms=4)
+            ax.plot(x, paper, "s--", color=colour(name), ms=3, alpha=0.8)
+            names += [name] if name not in names else []
+        ax.set_xticks(range(len(order)), order)
+        ax.set(title=panel, xlabel="eps", ylabel=ylabel)
+    handles = [Line2D([], [], color=colour(n), lw=2, label=n) for n in names]
+    handles += [Line2D([], [], color="k", ls="-", label="ours"), Line2D([], [], color="k", ls="--", label="paper")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(title)
+    return legible(fig)
+
+
+def plot_table1(table, title: str):
+    """Table 1 as curves against eps: robust accuracy of teacher and students, and distillation
+    agreement, ours solid beside the paper's dashed.
+
+    Args:
+        table: ``fkd.tables.table1`` (columns (quantity, ours|paper|diff)).
+    Returns:
+        a matplotlib Figure.
+    """
+    panels = []
+    for kind, panel in (("robust", "robust accuracy (%)"), ("agree", "distillation agreement (%)")):
+        qs = [q for q in dict.fromkeys(c[0] for c in table.columns) if q.startswith(kind + " ")]
+        series = {q.split()[1]: (list(table.index), table[(q, "ours")].tolist(), table[(q, "paper")].tolist())
+                  for q in qs}
+        panels.append((panel, "%", series))
+    return _curves(panels, title)
+
+
+def plot_table2(table, title: str):
+    """Table 2 as curves against eps: mean EMPLB and mean FAITHUB per student, ours solid beside the
+    paper's dashed.
+
+    Args:
+        table: ``fkd.tables.table2`` (long: eps_label, bound, student, mean, paper_mean, ...).
+    Returns:
+        a matplotlib Figure.
+    """
+    panels = []
+    for bound in ("EMPLB", "FAITHUB"):
+        b = table[table.bound == bound]
+        series = {st: (g.eps_label.tolist(), g["mean"].tolist(), g.paper_mean.tolist())
+                  for st, g in b.groupby("student", sort=False)}
+        panels.append((f"mean {bound}", "confidence gap", series))
+    return _curves(panels, title)
 
 
 def plot_attack_strength(df, title: str | None = None):
@@ -15,11 +81,16 @@ def plot_attack_strength(df, title: str | None = None):
     import matplotlib.pyplot as plt
 
     students = list(dict.fromkeys(df.student))
-    fig, axes = plt.subplots(1, len(students), figsize=(3.4 * len(students) + 1.8, 3.2), squeeze=False)
+    cols = min(2, len(students))
+    rows = -(-len(students) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.6 * rows + 1.6), squeeze=False, sharey=True,
+                             layout="constrained")
     restarts = sorted(df.restarts.unique())
     colors = plt.cm.viridis([i / max(len(restarts) - 1, 1) for i in range(len(restarts))])
     styles = {"max": "-", "classes": "--"}
-    for ax, student in zip(axes[0], students):
+    for ax in axes.flat[len(students):]:
+        ax.set_visible(False)
+    for ax, student in zip(axes.flat, students):
         sub = df[df.student == student]
         for strategy, style in styles.items():
             for color, r in zip(colors, restarts):
@@ -29,16 +100,16 @@ def plot_attack_strength(df, title: str | None = None):
                             label=f"{strategy}, {r} restart{'s' if r > 1 else ''}")
         ax.axvline(50, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
-        ax.set_title(student)
+        ax.set_title(student_label(student))
         ax.set_xlabel("PGD steps (step 2.5 eps / steps)")
-    axes[0][0].set_ylabel("mean EMPLB")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean EMPLB")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="center right")
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     eps = df.eps.iloc[0]
     fig.suptitle(title or f"{df.dataset.iloc[0]}, eps {eps:g}: EMPLB against attack strength "
-                          f"({df.image.nunique()} images; dotted line: the paper's 50 steps)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - 1.8 / fig.get_figwidth(), 1))
-    return fig
+                          f"({df.image.nunique()} images; dotted line: the paper's 50 steps)")
+    return legible(fig)
 
 
 def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str | None = None):
@@ -59,8 +130,8 @@ def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str 
     long = verify_long(rows, mode)
     students = sorted(dict.fromkeys(long.student), key=_student_order)
     eps = sorted(long.eps.unique())
-    fig, axes = plt.subplots(len(eps), len(students), figsize=(2.3 * len(students) + 0.4, 1.6 * len(eps) + 0.8),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(len(eps), len(students), figsize=(WIDTH, 1.5 * len(eps) + 1.4),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     edges = np.linspace(0.0, 1.0, bins + 1)
     for r, e in enumerate(eps):
         for c, student in enumerate(students):
@@ -70,18 +141,24 @@ def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str 
                 ax.hist(sub[sub.metric == metric].value.clip(0, 1), bins=edges, color=color, alpha=0.6,
                         label="EMPLB" if metric == "emplb" else f"FAITHUB ({mode})")
             if r == 0:
-                ax.set_title(student.split("-a")[0].upper(), fontsize=9)
+                ax.set_title(student_label(student, students))
             if c == 0:
-                ax.set_ylabel(f"eps {eps_label(e)}", fontsize=8)
-            ax.tick_params(labelsize=7)
+                ax.set_ylabel(f"eps {eps_label(e)}\nimages")
     for ax in axes[-1]:
-        ax.set_xlabel("confidence gap bound", fontsize=8)
+        ax.set_xlabel("bound")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=2)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     n = long.image.nunique()
-    fig.suptitle(title or f"{long.dataset.iloc[0]}: EMPLB and FAITHUB over {n} images", fontsize=10, x=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return fig
+    fig.suptitle(title or f"{long.dataset.iloc[0]}: EMPLB and FAITHUB over {n} images")
+    return legible(fig)
+
+
+def student_label(name: str, among=()) -> str:
+    """A zoo student as a reader's label: ``fd`` -> FD; ``fd-a0.5`` -> FD, or FD α 0.5 where another
+    student of ``among`` has the same method."""
+    head, _, alpha = name.partition("-a")
+    same = [n for n in among if n.partition("-a")[0] == head]
+    return f"{head.upper()} α {alpha}" if alpha and len(same) > 1 else head.upper()
 
 
 def _student_order(name: str) -> tuple[int, str]:
@@ -111,8 +188,8 @@ def draw_gap(ax, s, marks: bool = True):
             if p is not None:
                 ax.plot(*p, marker=marker, color="cyan" if marker == "X" else "lime", markersize=8,
                         markeredgecolor="black", linestyle="none", label=label, clip_on=False, zorder=5)
-    ax.set_xlabel("a (towards the EMPLB point)", fontsize=8)
-    ax.set_ylabel("b (random sign direction)", fontsize=8)
+    ax.set_xlabel("a (towards the EMPLB point)")
+    ax.set_ylabel("b (random sign direction)")
     return im
 
 
@@ -131,16 +208,16 @@ def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(slices), figsize=(3.6 * len(slices) + 0.8, 3.8), squeeze=False,
+    fig, axes = plt.subplots(1, len(slices), figsize=(min(WIDTH, 3.6 * len(slices) + 0.8), 4.4), squeeze=False,
                              layout="constrained")
     for ax, (name, s) in zip(axes[0], slices.items()):
         im = draw_gap(ax, s)
-        ax.set_title(f"{name}: max gap {float(s.gap.max()):.2f}, EMPLB {s.emplb:.2f}", fontsize=9)
+        ax.set_title(f"{name}: max gap {float(s.gap.max()):.2f}, EMPLB {s.emplb:.2f}")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="||f_t - f_s||_inf")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)
-    fig.suptitle(title or f"confidence gap over a slice of the eps = {eps:g} ball", fontsize=10)
-    return fig
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.suptitle(title or f"confidence gap over a slice of the eps = {eps:g} ball")
+    return legible(fig)
 
 
 def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
@@ -158,7 +235,7 @@ def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
 
     t, s = fb.teacher_sigma, fb.student_sigma
     k = torch.arange(t.lower.shape[-1]).numpy()
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.0), layout="constrained")
     for box, dx, color, name in ((t, -0.15, "tab:blue", "teacher"), (s, 0.15, "tab:orange", "student")):
         lo, up = box.lower.numpy(), box.upper.numpy()
         ax.bar(k + dx, up - lo, bottom=lo, width=0.28, color=color, alpha=0.45, label=f"{name} softmax bounds (eq. 10)")
@@ -167,7 +244,7 @@ def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
     hi, lo = ((t.upper, s.lower) if which == 0 else (s.upper, t.lower))
     ax.annotate("", xy=(cls + 0.33, float(hi[cls])), xytext=(cls + 0.33, float(lo[cls])),
                 arrowprops=dict(arrowstyle="<->", color="black"))
-    ax.text(cls + 0.4, float(lo[cls] + hi[cls]) / 2, f"FAITHUB\n{fb.value:.3f}", fontsize=8, va="center")
+    ax.text(cls + 0.4, float(lo[cls] + hi[cls]) / 2, f"FAITHUB\n{fb.value:.3f}", va="center")
     if emplb_point is not None:
         pt, ps = emplb_point
         ax.plot(k - 0.15, pt.numpy(), "o", color="tab:blue", ms=4, label="teacher at the EMPLB point")
@@ -176,10 +253,9 @@ def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
     ax.set_xlabel("class")
     ax.set_ylabel("confidence")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(title or "softmax bounds of teacher and student over the eps-ball", fontsize=9)
-    fig.tight_layout()
-    return fig
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    ax.set_title(title or "softmax bounds of teacher and student over the eps-ball")
+    return legible(fig)
 
 
 def plot_sandwich(rows, image: int, mode: str = "tight"):
@@ -191,18 +267,17 @@ def plot_sandwich(rows, image: int, mode: str = "tight"):
     if r.empty:
         raise ValueError(f"image {image} is not in these rows; they hold {sorted(rows.image.unique())[:10]} ...")
     students = sorted(r.student.unique(), key=_student_order)
-    fig, axes = plt.subplots(1, len(students), figsize=(2.4 * len(students), 2.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(students), figsize=(WIDTH, 3.4), sharey=True, squeeze=False, layout="constrained")
     for ax, st in zip(axes[0], students):
         s = r[r.student == st].sort_values("eps")
         ax.fill_between(s.eps, s.emplb, s[f"faithub_{mode}"], color="tab:green", alpha=0.25, label="delta* lies here")
         ax.plot(s.eps, s.emplb, "o-", ms=3, label="EMPLB (attack)")
         ax.plot(s.eps, s[f"faithub_{mode}"], "s-", ms=3, label=f"FAITHUB ({mode})")
-        ax.set_title(st.split("-a")[0].upper(), fontsize=9)
-        ax.set_xlabel("eps", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(student_label(st, students))
+        ax.set_xlabel("eps")
     axes[0][0].set_ylabel("confidence gap")
     axes[0][0].set_ylim(0, 1.02)
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"{r.dataset.iloc[0]} test image {image}: the interval that holds delta*", fontsize=10)
-    fig.tight_layout()
-    return fig
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)  # below: it covers no curve
+    fig.suptitle(f"{r.dataset.iloc[0]} test image {image}: the interval that holds delta*")
+    return legible(fig)

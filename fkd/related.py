@@ -217,11 +217,15 @@ def plot_overview(frames: dict[str, Any]):
         matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from .present import WIDTH, colour, legible
 
     measures = (("EMPLB", "mean EMPLB (lower: more faithful)"), ("FAITHUB", "mean FAITHUB, tight (certified)"),
                 ("certified agreement", "certified agreement (%)"))
-    colours = dict(zip(ORDER[1:], plt.get_cmap("tab10").colors))
-    fig, axes = plt.subplots(len(frames), 3, figsize=(11, 3.2 * len(frames)), squeeze=False)
+
+    fig, axes = plt.subplots(len(frames), 3, figsize=(WIDTH, 3.3 * len(frames) + 0.4), squeeze=False, sharey="row",
+                             layout="constrained")
     for row, (name, f) in zip(axes, frames.items()):
         f = f.drop(index="RT", errors="ignore")
         for ax, (col, title) in zip(row, measures):
@@ -230,16 +234,19 @@ def plot_overview(frames: dict[str, Any]):
                 ax.text(0.5, 0.5, f"no {col} published", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
             for who, r in have.iterrows():
-                c = colours.get(who, "k")
+                c = colour(who)
                 ax.plot([r[col]] * 2, [r["robust acc."], r["clean acc."]], color=c, lw=1)
                 ax.scatter(r[col], r["robust acc."], color=c, s=28, zorder=3)
                 ax.scatter(r[col], r["clean acc."], facecolor="white", edgecolor=c, s=28, zorder=3)
-                ax.annotate(who, (r[col], r["robust acc."]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-            ax.set_title(f"{f.index.name}: {title}", fontsize=8)
-            ax.set_ylabel("accuracy % (hollow clean, filled robust)", fontsize=7)
-            ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return fig
+            ax.set_title(f"{f.index.name}: {title}")
+        row[0].set_ylabel("accuracy (%)")
+
+    who = list(dict.fromkeys(w for f in frames.values() for w in f.index if w != "RT"))
+    handles = [Line2D([], [], color=colour(w), marker="o", lw=1, label=w) for w in who]
+    handles += [Line2D([], [], color="k", marker="o", ls="none", label="robust"),
+                Line2D([], [], color="k", marker="o", mfc="white", ls="none", label="clean")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, frameon=False)  # a legend, not labels that overlap
+    return legible(fig)
 
 
 def reliability_figure(runs: RelatedRuns, point: str = "emplb"):

@@ -131,6 +131,16 @@ def figure_one(dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), 
     return plot_gap_slices(slices, eps, title), slices, idx[position]
 
 
+def slice_summary(slices: dict):
+    """Per student: the largest gap on its slice and the share of the slice where teacher and
+    student predict different classes (a DataFrame indexed by student)."""
+    import pandas as pd
+
+    return pd.DataFrame({"largest gap on the slice": {n: float(s.gap.max()) for n, s in slices.items()},
+                         "share of the slice where they disagree": {n: float(s.disagree.float().mean())
+                                                                    for n, s in slices.items()}}).rename_axis("student")
+
+
 def publish_figure_one(dest, dataset: str = "mnist", eps: float = 0.1, students=("sd", "fd"), digit: int = 3,
                        grid: int = 101, seed: int = 0, units: EpsUnits | str | None = None) -> Path:
     """Write Figure 1 (``figure1.png``) with its slice statistics and run record (``figure1.json``:

@@ -238,7 +238,10 @@ def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | s
               ("EMPLB", "mean EMPLB"), ("FAITHUB paper", "mean FAITHUB (paper mode)")]
     student_q = next(q for q in s.quantity.unique() if q.startswith("robust ") and q != "robust RT")
     colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.4), layout="constrained")
+    axes = axes.flatten()
     for ax, (q, title) in zip(axes, panels):
         q = q or student_q
         sub = s[s.quantity == q]
@@ -248,14 +251,13 @@ def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | s
             ax.plot(x, g.ours, "o-", color=colours[units], label=f"ours, {units}")
         ref = sub.drop_duplicates("eps").set_index("eps").reindex([e for e in order if e in set(sub.eps)])
         ax.plot([order.index(e) for e in ref.index], ref.paper, "k--", marker="s", ms=4, label="paper")
-        ax.set_xticks(range(len(order)), order, fontsize=9)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("eps", fontsize=9)
-        ax.tick_params(labelsize=9)
-    axes[0].legend(fontsize=9, frameon=False)
-    fig.suptitle(f"{d.value}: teacher and {student_q.split()[1]} under both readings of eps", fontsize=11)
-    fig.tight_layout()
-    return fig
+        ax.set_xticks(range(len(order)), order)
+        ax.set_title(title)
+        ax.set_xlabel("eps")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"{d.value}: teacher and {student_q.split()[1]} under both readings of eps")
+    return legible(fig)
 
 
 def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
@@ -337,7 +339,9 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
     c = pd.concat(frames, ignore_index=True)
     colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
     markers = {"mnist": "o", "fashion-mnist": "s", "cifar10": "^"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    from .present import WIDTH, legible
+
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5.6), layout="constrained")
     for ax, (table, lim, label) in zip(axes, [("table1", (0, 100), "Table 1: accuracy and agreement (%)"),
                                                ("table2", (0, 1), f"Table 2: mean EMPLB and FAITHUB ({methods} methods)")]):
         tol = TOLERANCE[table]
@@ -348,11 +352,9 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
             ax.scatter(g.paper, g.ours, s=14, alpha=0.75, color=colours[units], marker=markers[dataset],
                        label=f"{dataset}, {units} ({share:.0f} % within)")
         ax.set(xlim=lim, ylim=lim, xlabel="paper", ylabel="ours")
-        ax.set_title(label, fontsize=10)
-        ax.tick_params(labelsize=9)
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
-    fig.tight_layout()
-    return fig
+        ax.set_title(label)
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below the panel: no point hidden
+    return legible(fig)
 
 
 def std_table(results: Path | str = RESULTS):
