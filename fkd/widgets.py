@@ -117,13 +117,37 @@ def _published(dataset: Dataset, units: EpsUnits) -> dict:
             for s, e, i, v, m in zip(df.student, df.eps, df.image, df.faithub_tight, df.bound_method)}
 
 
+def _figure():
+    """A figure for frames, outside pyplot: nothing shows it unless asked (no stray frame on a page)."""
+    from matplotlib.figure import Figure
+
+    from .present import WIDTH
+
+    return Figure(figsize=(WIDTH, 3.8), layout="constrained")
+
+
+def png(fig, dpi: int = 96, colors: int | None = 128) -> bytes:
+    """``fig`` as PNG bytes at ``dpi``; with ``colors``, a palette of that many colours (a third of
+    the bytes, no visible change on these frames), so the kernel-free page stays light."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    if colors is None:
+        return buf.getvalue()
+    out = io.BytesIO()
+    Image.open(buf).convert("RGB").quantize(colors=colors).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def draw(frame: Frame, fig=None):
     """Render a frame: the gap map (left) and both networks' confidences at the EMPLB point (right)."""
-    import matplotlib.pyplot as plt
-
     from .plots import draw_gap
+    from .present import legible
 
-    fig = fig or plt.figure(figsize=(8.6, 3.4))
+    fig = fig or _figure()
     fig.clear()
     ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
     im = draw_gap(ax, frame.slice, marks=False)
@@ -133,21 +157,42 @@ def draw(frame: Frame, fig=None):
     bx.bar(k + 0.2, frame.student_probs.numpy(), width=0.4, label=frame.student.split("-a")[0].upper())
     bx.set_xticks(k.tolist())
     bx.set_ylim(0, 1)
-    bx.set_title("confidences at the EMPLB point (star)", fontsize=9)
-    bx.legend(fontsize=8)
+    bx.set_title("confidences at the EMPLB point (star)")
+    bx.legend()
     pub = ("not in the published run at this eps" if frame.faithub_published is None
            else "{:.3f} ({})".format(*frame.faithub_published))
     fig.suptitle(f"{frame.dataset.value} image {frame.image}, eps {frame.eps:.3f}: EMPLB {frame.emplb:.3f} <= "
-                 f"delta* <= FAITHUB {frame.faithub_crown:.3f} (CROWN, live); published FAITHUB: {pub}", fontsize=9)
-    return fig
+                 f"delta* <= FAITHUB {frame.faithub_crown:.3f} (CROWN, live); published FAITHUB: {pub}")
+    return legible(fig)
+
+
+#: what a page without a kernel shows in place of the live explorer
+OFFLINE_LINE = ("The live explorer needs a running kernel: run this notebook in Jupyter to use it "
+                "(the precomputed explorer below works without one).")
+
+
+def _live_box():
+    """The explorer's widget class: a VBox whose page form (text/html, for a reader without a kernel)
+    is one line saying how to use it, while Jupyter shows the widget itself."""
+    import html
+
+    import ipywidgets as w
+
+    class LiveExplorer(w.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs)
+            bundle["text/html"] = f"<p class='fkd-offline'><em>{html.escape(OFFLINE_LINE)}</em></p>"
+            return bundle
+
+    return LiveExplorer
 
 
 def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(Dataset)):
     """An ipywidgets explorer: dataset and student pickers, eps and image sliders. Explorers of the
     other datasets are built on first pick (default for ``explorer``: MNIST, four students, 20
-    images). Returns the widget (display it in Jupyter); ``.explorers`` holds them by dataset."""
+    images). Returns the widget (display it in Jupyter; a page without a kernel shows
+    ``OFFLINE_LINE`` instead); ``.explorers`` holds them by dataset, ``.figure`` the current frame."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     explorers = {} if explorer is None else {explorer.dataset: explorer}
     first = explorer.dataset if explorer is not None else Dataset.MNIST
@@ -156,9 +201,8 @@ def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(D
     eps_w = w.FloatSlider(description="eps", readout_format=".3f", continuous_update=False)
     img_w = w.IntSlider(value=0, min=0, description="image", continuous_update=False)
     stu_w = w.Dropdown(description="student")
-    out = w.Output()
-    with plt.ioff():
-        fig = plt.figure(figsize=(8.6, 3.4))
+    view = w.Image(format="png", layout=w.Layout(max_width="100%"))
+    fig = _figure()
 
     def current() -> Explorer:
         d = data_w.value
@@ -172,11 +216,7 @@ def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(D
         if busy[0]:
             return
         ex = current()
-        draw(ex.frame(img_w.value, stu_w.value, eps_w.value), fig)
-        out.clear_output(wait=True)
-        with out:
-            from IPython.display import display
-            display(fig)
+        view.value = png(draw(ex.frame(img_w.value, stu_w.value, eps_w.value), fig))
 
     def reset(_=None):
         ex = current()
@@ -196,12 +236,12 @@ def explore(explorer: Explorer | None = None, eps: float = 0.1, datasets=tuple(D
         c.observe(update, names="value")
     data_w.observe(reset, names="value")
     reset()
-    box = w.VBox([w.HBox([data_w, stu_w]), w.HBox([eps_w, img_w]), out])
+    box = _live_box()([w.HBox([data_w, stu_w]), w.HBox([eps_w, img_w]), view])
     box.explorers, box.figure = explorers, fig
     return box
 
 
-def static_explorer(explorer: Explorer, images, students, eps_values, dpi: int = 72) -> str:
+def static_explorer(explorer: Explorer, images, students, eps_values, dpi: int = 96) -> str:
     """The explorer for a reader without a kernel: frames precomputed for each image, student and
     eps, embedded as PNGs in self-contained HTML with a slider over eps and pickers for image and
     student (plain JavaScript, nothing loaded from the network).
@@ -212,25 +252,19 @@ def static_explorer(explorer: Explorer, images, students, eps_values, dpi: int =
         the HTML (display it with ``IPython.display.HTML`` or write it to a file).
     """
     import base64
-    import io
     import json
     import uuid
-
-    import matplotlib.pyplot as plt
 
     images = [int(images)] if isinstance(images, int) else [int(i) for i in images]
     students = [model_name(*resolve_model(explorer.dataset, s)) for s in students]
     eps_values = [float(e) for e in eps_values]
     frames = {}
-    fig = plt.figure(figsize=(8.6, 3.4))
+    fig = _figure()
     for i in images:
         for s in students:
             for e in eps_values:
-                draw(explorer.frame(i, s, e), fig)
-                buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=dpi)
-                frames[f"{i}|{s}|{e:.6f}"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    plt.close(fig)
+                frames[f"{i}|{s}|{e:.6f}"] = ("data:image/png;base64,"
+                                              + base64.b64encode(png(draw(explorer.frame(i, s, e), fig), dpi)).decode())
     uid = "fkd" + uuid.uuid4().hex[:8]
     options = "".join(f'<option value="{s}">{s.split("-a")[0].upper()}</option>' for s in students)
     image_options = "".join(f'<option value="{i}">{i}</option>' for i in images)

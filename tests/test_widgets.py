@@ -43,6 +43,21 @@ def test_moving_a_slider_renders_a_new_frame(ex):
     assert len(fig.axes) == 3  # gap map, its colour bar, confidences
 
 
+def test_a_page_without_a_kernel_gets_one_line_and_no_stray_frame(ex):
+    import matplotlib.pyplot as plt
+
+    from fkd.widgets import OFFLINE_LINE
+
+    plt.close("all")
+    box = explore(ex, eps=0.1)
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle             # Jupyter shows the widget
+    assert "run this notebook" in OFFLINE_LINE and "run this notebook" in bundle["text/html"]
+    assert "<img" not in bundle["text/html"]
+    assert box.children[2].value[:8] == b"\x89PNG\r\n\x1a\n"               # the frame is an image widget
+    assert plt.get_fignums() == []                                            # nothing for the page to show again
+
+
 def test_picking_another_dataset_builds_its_explorer_and_redraws(ex):
     box = explore(ex, eps=0.1, datasets=("mnist", "fashion-mnist"))
     dataset, student = box.children[0].children
