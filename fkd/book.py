@@ -63,6 +63,15 @@ class Experiment:
             raise ValueError(f"device {self.device!r}: evaluation and verification run on the CPU; set device = "
                              "'cpu' (a GPU is used for training only: python -m fkd train --device cuda)")
 
+    def describe(self) -> str:
+        """One sentence for the page: what this experiment runs, on which images, with which bounds."""
+        from .config import eps_label
+
+        return (f"This run: the {self.profile.value} profile on {self.dataset.value}, students "
+                f"{', '.join(s.upper() for s in self.students)}, eps {', '.join(eps_label(e) for e in self.eps)} "
+                f"({self.units.value} units); {self.n_images} images evaluated by the attack, {self.n_verify} verified "
+                f"with {self.bound_method.upper()} bounds; seed {self.seed}; rows in `{self.out.name}/{self.dataset.value}`.")
+
     def run_dir(self, kind: str) -> Path:
         """Where this experiment's ``kind`` run (empirical | certified | beyond) lives: ``out/<dataset>/<kind>``,
         with ``-<units>`` appended when the eps are read otherwise than the dataset's default (so the
