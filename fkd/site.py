@@ -91,7 +91,8 @@ def expected_figures(chapter: str, build: Path) -> int:
     if not records:
         return 0  # a Markdown page, or a notebook the build did not execute
     nb = cache.get_cache_bundle(max(records, key=lambda r: r.created).pk).nb
-    return sum(1 for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    kinds = ("image/png", "application/papermill.record/image/png")  # shown, or glued for a captioned figure
+    return sum(1 for c in nb.cells for o in c.get("outputs", []) if any(k in o.get("data", {}) for k in kinds))
 
 
 def block_network(page) -> list[str]:
