@@ -155,7 +155,8 @@ def plot_exact(rows):
             ax.set_xticks(list(x), [str(v) for v in t.image], rotation=90)
             ax.set_title(f"{s.split('-a')[0].upper()}, eps {eps_label(e)}")
             ax.set_ylim(0, 1.02)
-    fig.supxlabel("test image")
+    for ax in axes[-1]:
+        ax.set_xlabel("test image")
     for ax in axes[:, 0]:
         ax.set_ylabel("||f_t - f_s||_inf")
     handles, names = axes[0][0].get_legend_handles_labels()

@@ -222,7 +222,7 @@ def plot_reliability(rel, students: Iterable[str], point: str = "clean", title: 
             w = (r.hi - r.lo) / 2
             ax.bar(r.lo + off * (r.hi - r.lo), r.accuracy, width=w, align="edge", color=colour, alpha=0.8, label=model)
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", xticks=[0, 0.5, 1])
         ax.set_title(student_label(st, students))
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy")
