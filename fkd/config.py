@@ -167,7 +167,10 @@ class TrainConfig:
     5x30 MLP (eps 0.2) and the CIFAR-10 CNN (8/255) to chance accuracy here; a warm-up fixed both.
     ``batch_size``: not given by the paper; 128 here. ``n_train``: None is the whole training set.
     ``eps_units``: how ``eps`` and ``step_size`` are read (fkd.units); ``std``: the per-channel std
-    of the normalised reading, None for the dataset's (``fkd.units.STD``).
+    of the normalised reading, None for the dataset's (``fkd.units.STD``). ``input_norm``: the
+    network sees (x - mean) / std while it trains, as behind a data loader that normalises
+    (``fkd.units.MEAN``, ``std``); the saved model has it folded into its first layer and takes
+    images in [0, 1] like every zoo model.
     """
 
     dataset: Dataset
@@ -193,6 +196,7 @@ class TrainConfig:
     true_prob: float | None = None
     eps_units: EpsUnits = EpsUnits.NORMALISED
     std: tuple[float, ...] | None = None
+    input_norm: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", parse(Dataset, self.dataset))
@@ -225,10 +229,12 @@ class TrainConfig:
         return model_name(self.method, self.alpha)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields; the related methods' parameters and ``std`` only where set."""
+        """JSON-able fields; the related methods' parameters, ``std`` and ``input_norm`` only where set
+        (so the configs of runs made before them keep their fingerprints)."""
         d = dataclasses.asdict(self)
         return {k: (v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v)
-                for k, v in d.items() if not (k in ("iga_weight", "true_prob", "std") and v is None)}
+                for k, v in d.items() if not (k in ("iga_weight", "true_prob", "std") and v is None)
+                and not (k == "input_norm" and not v)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

@@ -74,6 +74,42 @@ def build(spec: Sequence[LayerSpec]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def fold_input_affine(model: nn.Sequential, scale, shift, input_shape: Sequence[int]) -> nn.Sequential:
+    """Fold x -> scale * x + shift in front of ``model`` into its first Linear or Conv2d, in place.
+
+    Exact for a Linear (after Flatten) and for a Conv2d without padding (padding would pad the
+    transformed image with zeros, not with shift); a normalisation (x - mean) / std is scale 1 / std,
+    shift -mean / std per channel.
+
+    Args:
+        scale, shift: tensors broadcastable to one input ``input_shape`` (C, H, W) or (D,), e.g. (C, 1, 1).
+    Raises:
+        ValueError where the fold would not be exact.
+    """
+    import torch
+
+    first = next((m for m in model if isinstance(m, (nn.Linear, nn.Conv2d))), None)
+    ones = torch.ones(tuple(input_shape), dtype=torch.float64)
+    s, b = torch.as_tensor(scale, dtype=torch.float64) * ones, torch.as_tensor(shift, dtype=torch.float64) * ones
+    with torch.no_grad():
+        if isinstance(first, nn.Linear):
+            w = first.weight.double()
+            bias = first.bias.double() if first.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+            first.bias = nn.Parameter((bias + w @ b.reshape(-1)).float())
+            first.weight.copy_((w * s.reshape(1, -1)).float())
+            return model
+        if not isinstance(first, nn.Conv2d) or first.padding not in ((0, 0), 0):
+            raise ValueError(f"an input normalisation cannot be folded exactly into {type(first).__name__} "
+                             "with padding (the padding would pad the normalised image)")
+        if not (torch.allclose(s, s[:, :1, :1]) and torch.allclose(b, b[:, :1, :1])):
+            raise ValueError("a normalisation that varies across pixels cannot be folded into a Conv2d")
+        w = first.weight.double()
+        bias = first.bias.double() if first.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        first.bias = nn.Parameter((bias + (w * b[:, 0, 0].view(1, -1, 1, 1)).sum((1, 2, 3))).float())
+        first.weight.copy_((w * s[:, 0, 0].view(1, -1, 1, 1)).float())
+    return model
+
+
 def make_model(dataset: Dataset | str, role: Role) -> nn.Sequential:
     """A freshly initialised teacher or student (PyTorch's default init, seeded by the caller)."""
     return build(architecture(dataset, role))

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .models import fold_input_affine
+
 #: the converted network's outputs may differ from onnxruntime's by at most this, relative to the
 #: logit scale: |ours - ort| <= TOLERANCE * (1 + max |ort|) on every output of the check batch
 TOLERANCE = 1e-4
@@ -166,30 +168,6 @@ def _chain(gm: nn.Module, path: Path) -> list[nn.Module]:
     return layers
 
 
-def _fold(first: nn.Module, scale: torch.Tensor, shift: torch.Tensor, shape: tuple[int, ...], path: Path) -> None:
-    """Fold x -> scale * x + shift (constants broadcast over one input of ``shape``) into ``first``."""
-    with torch.no_grad():
-        full_s = (scale * torch.ones(shape, dtype=torch.float64)).reshape(-1)
-        full_b = (shift * torch.ones(shape, dtype=torch.float64)).reshape(-1)
-        if isinstance(first, nn.Linear):
-            w = first.weight.double()
-            first.bias.copy_((first.bias.double() + w @ full_b).float())
-            first.weight.copy_((w * full_s).float())
-            return
-        if not isinstance(first, nn.Conv2d) or first.padding not in ((0, 0), 0):
-            raise UnsupportedLayer(f"{path}: a normalisation before a {type(first).__name__} with padding cannot "
-                                   "be folded exactly (padding pads the normalised image). Fix: export the network "
-                                   "without the normalisation and pass --std to read eps in normalised units.")
-        s = (scale * torch.ones(shape, dtype=torch.float64))
-        b = (shift * torch.ones(shape, dtype=torch.float64))
-        if not (torch.allclose(s, s[:, :1, :1]) and torch.allclose(b, b[:, :1, :1])):
-            raise UnsupportedLayer(f"{path}: a normalisation that varies across pixels before a Conv cannot be folded.")
-        w = first.weight.double()
-        bias = first.bias.double() if first.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-        first.bias = nn.Parameter((bias + (w * b[:, 0, 0].view(1, -1, 1, 1)).sum((1, 2, 3))).float())
-        first.weight.copy_((w * s[:, 0, 0].view(1, -1, 1, 1)).float())
-
-
 def convert(path: Path | str, input_shape: Sequence[int] | None = None, n_check: int = 16, seed: int = 0) -> Converted:
     """Load an ONNX classifier as a chain the verifier bounds, checked against onnxruntime.
 
@@ -236,9 +214,13 @@ def convert(path: Path | str, input_shape: Sequence[int] | None = None, n_check:
         layers.insert(0, nn.Flatten())
     if not any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in layers):
         raise UnsupportedLayer(f"{path}: no Linear or Conv layer; nothing to verify.")
-    first = next(m for m in layers if isinstance(m, (nn.Linear, nn.Conv2d)))
     if scale.numel() > 1 or shift.numel() > 1 or float(scale) != 1.0 or float(shift) != 0.0:
-        _fold(first, scale, shift, (int(torch.tensor(shape).prod()),) if flat_in else shape, path)
+        try:
+            fold_input_affine(nn.Sequential(*layers), scale, shift,
+                              (int(torch.tensor(shape).prod()),) if flat_in else shape)
+        except ValueError as exc:
+            raise UnsupportedLayer(f"{path}: {exc}. Fix: export the network without its normalisation and pass "
+                                   "--std to read eps in normalised units") from None
     model = nn.Sequential(*layers).float().eval()
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand((n_check, *shape), generator=gen)

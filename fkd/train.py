@@ -25,9 +25,9 @@ from .config import Dataset, Method, TrainConfig
 from .data import load_split, to_float
 from .losses import Logits, get_method, input_gradient
 from .metrics import clean_accuracy
-from .models import architecture, build
+from .models import INPUT_SHAPE, architecture, build, fold_input_affine
 from .provenance import record
-from .units import Radius, positive, radius, scaled
+from .units import MEAN, STD, Radius, positive, radius, scaled
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -68,6 +68,25 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
     off = torch.randint(0, 9, (n, 2), generator=g).tolist()
     h, w = x.shape[-2:]
     return torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(off)])
+
+
+class Normalised(nn.Module):
+    """``model`` behind the data loader's normalisation: forward(x) = model((x - mean) / std), x in [0, 1]."""
+
+    def __init__(self, model: nn.Module, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def _normalisation(cfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    """(mean, std) of ``cfg.input_norm``, each (C, 1, 1)."""
+    std = cfg.std or STD[cfg.dataset]
+    return torch.tensor(MEAN[cfg.dataset]).view(-1, 1, 1), torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
 
 
 def _init_model(cfg: TrainConfig) -> nn.Sequential:
@@ -158,6 +177,7 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
     model = model.to(device, memory_format=fmt)
     if teacher is not None:
         teacher = copy.deepcopy(teacher).to(device, memory_format=fmt).eval().requires_grad_(False)
+    net = Normalised(model, *(t.to(device) for t in _normalisation(cfg))) if cfg.input_norm else model
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
     state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "best_state": None,
@@ -194,7 +214,7 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
         t0 = time.perf_counter()
         g = _epoch_generator(cfg.seed, epoch)
         perm = torch.randperm(n, generator=g)
-        model.train()
+        net.train()
         total, seen = 0.0, 0
         bar = tqdm(range(n_batches), desc=f"{cfg.dataset.value}/{cfg.name} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False)
@@ -206,7 +226,7 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
             x = x.to(device, non_blocking=True, memory_format=fmt)
             y = data.train_y[idx].to(device, non_blocking=True)
             ramp = min(1.0, (epoch + b / n_batches) / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs else 1.0
-            loss = train_step(cfg, model, teacher, x, y, scaled(r_eps, ramp), scaled(r_step, ramp), g)
+            loss = train_step(cfg, net, teacher, x, y, scaled(r_eps, ramp), scaled(r_step, ramp), g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -216,8 +236,8 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
                 bar.set_postfix(loss=f"{total / seen:.4f}")
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        model.eval()
-        acc = clean_accuracy(model, data.test_x, data.test_y)
+        net.eval()
+        acc = clean_accuracy(net, data.test_x, data.test_y)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": total / seen, "test_acc": acc, "lr": lr, "seconds": seconds}
         state["history"].append(row)
@@ -248,6 +268,9 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
     else:
         model.load_state_dict(state["best_state"])
     model = model.to(memory_format=torch.contiguous_format)
+    if cfg.input_norm:  # the saved model takes images in [0, 1]: the normalisation folded into its first layer
+        mean, std = _normalisation(cfg)
+        fold_input_affine(model.cpu(), 1.0 / std, -mean / std, INPUT_SHAPE[cfg.dataset])
     meta = {"config": cfg.to_dict(), "seed": cfg.seed, "method_equation": spec.equation,
             "clean_acc": state["best_acc"], "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
             "wall_time_s": state["wall_time_s"], "status": stopped, "history": state["history"],

@@ -41,6 +41,14 @@ STD: dict[Dataset, tuple[float, ...]] = {
     Dataset.CIFAR10: CIFAR10_STD["population"],
 }
 
+#: Per-channel mean of each training set: with ``std``, the normalisation (x - mean) / std that a
+#: training script applies in its data loader (``TrainConfig.input_norm``).
+MEAN: dict[Dataset, tuple[float, ...]] = {
+    Dataset.MNIST: (0.1307,),
+    Dataset.FASHION_MNIST: (0.2860,),
+    Dataset.CIFAR10: (0.4914, 0.4822, 0.4465),
+}
+
 #: The reading under which each dataset's published runs in ``results/`` were made: what the book,
 #: the CLI and ``load_model`` use unless told otherwise. A dataset switches to normalised once its
 #: normalised zoo is complete and every one of its published runs is remade under that reading

@@ -148,3 +148,40 @@ def test_time_budget_marks_the_model_partial_and_resumes(tmp_path):
     assert done.meta["status"] == "completed" and done.meta["epochs_run"] == 4
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, done.model.state_dict()[k])
+
+
+def test_input_norm_trains_behind_the_normalisation_and_saves_a_pixel_model():
+    """The saved model takes [0, 1] images (the normalisation folded in) and scores the accuracy the
+    run selected it by, measured behind the normalisation; the option changes the run, and says so."""
+    data = synthetic()
+    res = train(cfg_for("rt", epochs=2, input_norm=True), data=data, progress=False)
+    plain = train(cfg_for("rt", epochs=2), data=data, progress=False)
+    assert type(res.model) is torch.nn.Sequential
+    with torch.no_grad():
+        acc = (res.model(data.test_x).argmax(-1) == data.test_y).float().mean().item() * 100
+    assert acc == pytest.approx(res.meta["clean_acc"], abs=0.5)  # one image is 0.5 points
+    assert res.meta["config"]["input_norm"] is True and "input_norm" not in plain.meta["config"]
+    assert not torch.allclose(res.model[1].weight, plain.model[1].weight)
+
+
+@pytest.mark.parametrize("shape,layer", [((1, 4, 4), "linear"), ((3, 6, 6), "conv")])
+def test_fold_input_affine_is_exact(shape, layer):
+    from fkd.models import fold_input_affine
+
+    c = shape[0]
+    first = torch.nn.Linear(c * 16, 5) if layer == "linear" else torch.nn.Conv2d(c, 4, 3)
+    model = torch.nn.Sequential(*([torch.nn.Flatten()] if layer == "linear" else []), first, torch.nn.ReLU())
+    mean, std = torch.rand(c, 1, 1), 0.2 + torch.rand(c, 1, 1)
+    x = torch.rand(7, *shape)
+    with torch.no_grad():
+        ref = model((x - mean) / std)
+        fold_input_affine(model, 1 / std, -mean / std, shape)
+        assert torch.allclose(model(x), ref, atol=1e-5)
+
+
+def test_fold_input_affine_refuses_a_padded_conv():
+    from fkd.models import fold_input_affine
+
+    with pytest.raises(ValueError, match="padding"):
+        fold_input_affine(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1)), torch.ones(3, 1, 1),
+                          torch.zeros(3, 1, 1), (3, 8, 8))
