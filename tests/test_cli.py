@@ -95,3 +95,31 @@ def test_help_shows_every_default():
     import os
     r = run("verify", "--help", env={**os.environ, "COLUMNS": "300"})
     assert "(default: crown)" in r.stdout and "(default: auto)" in r.stdout
+
+
+def test_help_shows_every_default_once(capsys):
+    """Options with a default name it in --help (verify's method, seed and workers were invisible),
+    enum defaults by their command-line value, and no option says "(default: ...)" twice."""
+    from fkd.__main__ import main
+
+    def options(command: str) -> dict[str, str]:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out.split("options:", 1)[1]
+        out, name = {}, None
+        for line in text.splitlines():
+            head = line.strip().split(" ")[0]
+            if line.startswith("  -") and head.startswith("-"):
+                name = head.rstrip(",")
+                out[name] = line
+            elif name:
+                out[name] += " " + line.strip()
+        return {k: " ".join(v.split()) for k, v in out.items()}
+
+    verify, train, audit = options("verify"), options("train"), options("audit")
+    assert "(default: crown)" in verify["--method"] and "(default: 0)" in verify["--seed"]
+    assert "(default: 1)" in verify["--workers"] and "1000" in verify["--n-images"]
+    assert "(default: cpu)" in train["--device"] and "EpsUnits" not in " ".join(train.values())
+    assert "(default: crown)" in audit["--method"] and "(default: 30.0)" in audit["--time-limit"]
+    for command in (verify, train, audit):
+        assert all(v.count("(default:") <= 1 for v in command.values()), command
