@@ -137,35 +137,6 @@ def shares(dataset: Dataset | str, results: Path | str = RESULTS, methods: str =
     return out
 
 
-def teacher_table(dataset: Dataset | str, results: Path | str = RESULTS):
-    """The teacher under both readings beside the paper's Table 1 RT row and clean accuracy.
-
-    Returns:
-        DataFrame indexed by eps label (first row: clean accuracy on the whole test set, from the
-        zoo's metadata); columns (reading, ours | paper | diff).
-    """
-    import pandas as pd
-
-    from .zoo import load_meta, paper_clean_accuracy
-
-    d = parse(Dataset, dataset)
-    paper_clean = paper_clean_accuracy()[(d.value, "rt", None)]
-    cols = {}
-    for units in EpsUnits:
-        runs = reading_runs(d, units, results)
-        if runs.empirical is None:
-            continue
-        c = _table1_cells(runs.empirical, d)
-        c = c[c.quantity == "robust RT"].set_index("eps")[["ours", "paper", "diff"]]
-        clean = float(load_meta(d, "rt", units=units)["clean_acc"])
-        head = pd.DataFrame({"ours": [clean], "paper": [paper_clean], "diff": [clean - paper_clean]},
-                            index=["clean (test set)"])
-        cols[units.value] = pd.concat([head, c]).round(1)
-    if not cols:
-        raise FileNotFoundError(f"no published evaluation of {d.value} under either reading")
-    return pd.concat(cols, axis=1)
-
-
 def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | str = RESULTS):
     """Teacher and ``student`` under both readings over the eps grid: robust accuracy (%),
     distillation agreement (%), mean EMPLB and mean FAITHUB (paper and tight modes, where the
@@ -217,10 +188,13 @@ def _emplb_cells(rows, dataset: Dataset, column: str):
 def chosen_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> EpsUnits | None:
     """The reading whose teacher is closer to the paper's (mean |diff| over the RT row and clean
     accuracy), or None while only one reading has been evaluated."""
+    from .teacher_runs import teacher_table
+
     t = teacher_table(dataset, results)
-    if len(t.columns.levels[0]) < 2:
+    readings = [u.value for u in EpsUnits if u.value in t.columns.levels[0]]  # the zoo teachers
+    if len(readings) < 2:
         return None
-    dist = {u: float(t[u]["diff"].abs().mean()) for u in t.columns.levels[0]}
+    dist = {u: float(t[u]["diff"].abs().mean()) for u in readings}
     return parse(EpsUnits, min(dist, key=dist.get))
 
 
@@ -264,6 +238,8 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     """One paragraph computed from the rows: each reading's share of reproduced cells and the
     teacher's distance to the paper, and which reading the evidence supports."""
     d = parse(Dataset, dataset)
+    from .teacher_runs import teacher_table
+
     sh = shares(d, results)
     t = teacher_table(d, results)
     parts = []
@@ -355,48 +331,6 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
         ax.set_title(label)
         ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below the panel: no point hidden
     return legible(fig)
-
-
-def std_table(results: Path | str = RESULTS):
-    """CIFAR-10's teacher under the two std conventions of the normalised reading (and the pixel
-    reading) beside the paper's Table 1 RT row and clean accuracy: which std the paper used.
-
-    Reads ``results/units/cifar10/teacher-<convention>/`` (the teacher's evaluation on the 100-image
-    subset and the teacher itself, ``rt.json``) and the pixel reading's ``results/empirical/cifar10``.
-
-    Returns:
-        DataFrame indexed by eps label (first row: clean accuracy on the test set); columns
-        (reading, ours | paper | diff); readings without a published run are left out.
-    """
-    import json
-
-    import pandas as pd
-
-    from .evaluate import load_results
-    from .units import CIFAR10_STD
-    from .zoo import paper_clean_accuracy
-
-    d = Dataset.CIFAR10
-    paper_clean = paper_clean_accuracy()[(d.value, "rt", None)]
-    sources = {f"normalised, {name} std": Path(results) / "units" / d.value / f"teacher-{name}" for name in CIFAR10_STD}
-    cols = {}
-    for label, run in [*sources.items(), ("pixel", Path(results) / "empirical" / d.value)]:
-        if not (run / "empirical.csv.gz").exists():
-            continue
-        c = _table1_cells(load_results(run), d)
-        c = c[c.quantity == "robust RT"].set_index("eps")[["ours", "paper", "diff"]]
-        meta = run / "rt.json"
-        if label == "pixel":
-            from .zoo import load_meta
-            clean = float(load_meta(d, "rt", units=EpsUnits.PIXEL)["clean_acc"])
-        else:
-            clean = float(json.loads(meta.read_text())["clean_acc"])
-        head = pd.DataFrame({"ours": [clean], "paper": [paper_clean], "diff": [clean - paper_clean]},
-                            index=["clean (test set)"])
-        cols[label] = pd.concat([head, c]).round(1)
-    if not cols:
-        raise FileNotFoundError("no CIFAR-10 teacher evaluation published. Fix: see results/units/README.md")
-    return pd.concat(cols, axis=1)
 
 
 def fidelity(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10), results: Path | str = RESULTS):

@@ -44,3 +44,29 @@ def test_a_run_equal_to_the_paper_reproduces_every_cell_and_a_shifted_one_misses
         cells("mnist", tmp_path, methods="best")
     with pytest.raises(FileNotFoundError, match="either reading"):
         cells("fashion-mnist", tmp_path)
+
+
+def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
+    """A teacher variant whose rows are the paper's RT row reproduces every cell; one 3 points off
+    misses that cell; the clean accuracy comes from the teacher's own metadata."""
+    import json
+
+    from fkd.teacher_runs import cells_within, teacher_table
+    from fkd.zoo import paper_clean_accuracy
+
+    clean = paper_clean_accuracy()[("mnist", "rt", None)]
+    for variant, shift, acc in (("input-norm", {}, clean), ("population", {(0.05, "correct RT"): 3.0}, clean - 5)):
+        run = tmp_path / "units" / "mnist" / f"teacher-{variant}"
+        run.mkdir(parents=True)
+        rows = _rows_from_paper(shift)
+        rows[rows.student == "rt"].to_csv(run / "empirical.csv.gz", index=False)
+        (run / "rt.json").write_text(json.dumps({"clean_acc": acc, "epochs_run": 64, "status": "completed"}))
+    t = teacher_table("mnist", tmp_path)
+    assert list(t.columns.levels[0]) == ["normalised, network behind the normalisation", "normalised, population std"]
+    c = cells_within("mnist", 2.0, tmp_path)
+    first, second = c.iloc[0], c.iloc[1]
+    assert (first["within"], first["cells"]) == (7, 7)  # test-set clean accuracy, eps 0 (the subset) and five eps
+    assert (second["within"], second["cells"]) == (5, 7)  # the clean accuracy (5 points) and eps 0.05 miss
+    assert second["largest |diff|"] == pytest.approx(5.0, abs=0.05)
+    with pytest.raises(FileNotFoundError, match="no teacher"):
+        teacher_table("fashion-mnist", tmp_path)
