@@ -28,3 +28,15 @@ def test_a_new_chapter_appears_with_its_opening_sentence(tmp_path):
     assert frame.to_dict("records") == [{"part": "Use it", "chapter": "Audit your own student",
                                          "what it shows": "This chapter checks <code>a student</code> of yours."}]
     assert opening(ROOT / "book" / "model-zoo.md")[0] == "The model zoo"
+
+
+def test_every_chapter_opens_with_what_it_shows_and_closes_with_what_to_take_away():
+    for _, path in toc_entries()[1:]:
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        else:
+            text = path.read_text()
+        headings = [ln for ln in text.splitlines() if ln.startswith("## ")]
+        assert opening(path)[1], path.name
+        assert headings and headings[-1].startswith("## What to take away"), (path.name, headings[-1:])
