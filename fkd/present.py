@@ -34,6 +34,18 @@ def header(label: Any) -> Any:
     return HEADERS.get(label, label.replace("_", " "))
 
 
+def _headers(columns) -> dict:
+    """``header`` of each column label (every level), except where it would repeat another label."""
+    labels = {x for c in columns for x in (c if isinstance(c, tuple) else (c,))}
+    out, taken = {}, set()
+    for x in labels:
+        h = header(x)
+        if h != x and h not in labels and h not in taken:
+            out[x] = h
+            taken.add(h)
+    return out
+
+
 def _is_diff(col: Any) -> bool:
     return (col[-1] if isinstance(col, tuple) else col) in ("diff", "diff_mean")
 
@@ -83,6 +95,29 @@ def _parts(frame, precision: int, index_px: int, budget: int) -> list[list]:
         current += cols
         used += w
     return parts + [current] if current else parts
+
+
+def _index_px(frame) -> int:
+    """Estimated CSS pixels of the index columns."""
+    return sum(max(len(str(n or "")), *(len(str(v)) for v in frame.index.get_level_values(i)[:50])) * 8 + 16
+               for i, n in enumerate(frame.index.names))
+
+
+def _row_key(frame) -> list:
+    """The text columns among the first five of ``frame`` that together name each row once (what
+    names a row when no index does); [] if they do not."""
+    import pandas as pd
+
+    if isinstance(frame.columns, pd.MultiIndex):
+        return []
+    key = []
+    for col in list(frame.columns)[:5]:
+        if pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            continue
+        key.append(col)
+        if not frame.duplicated(subset=key).any():
+            return key
+    return []
 
 
 class Table:
@@ -145,7 +180,7 @@ def table(frame, caption: str | None = None, *, precision: int = 1, index: bool 
         index = bool(frame.index.name or any(frame.index.names)) or not frame.index.equals(pd.RangeIndex(len(frame)))
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
-    frame = frame.rename(columns=header).rename_axis(index=[header(n) for n in frame.index.names])
+    frame = frame.rename(columns=_headers(frame.columns)).rename_axis(index=[header(n) for n in frame.index.names])
     if isinstance(frame.columns, pd.MultiIndex):
         frame.columns = frame.columns.set_names([header(n) for n in frame.columns.names])
     else:
@@ -156,9 +191,12 @@ def table(frame, caption: str | None = None, *, precision: int = 1, index: bool 
         key = (f"diff = ours \u2212 paper's: green within \u00b1{tolerance:g}, red above, blue below, "
                "deeper further away")
         note = f"{key}. {note}" if note else key
-    index_px = sum(max(len(str(header(n) or "")), *(len(str(v)) for v in frame.index.get_level_values(i)[:50]))
-                   * 8 + 16 for i, n in enumerate(frame.index.names)) if index else 0
-    parts = _parts(frame, precision, index_px, width)
+    parts = _parts(frame, precision, _index_px(frame) if index else 0, width)
+    if len(parts) > 1 and not index:  # split: the leading text columns name the rows in every part
+        key = _row_key(frame)
+        if key:
+            frame, index = frame.set_index(key), True
+            parts = _parts(frame, precision, _index_px(frame), width)
     stylers = [_styled(frame[cols], precision, index, tolerance,
                        (caption or "") + (f" (part {k + 1} of {len(parts)})" if len(parts) > 1 else ""))
                for k, cols in enumerate(parts)]

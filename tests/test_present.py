@@ -81,3 +81,22 @@ def test_legible_fits_a_figure_to_the_column():
     assert fig.get_figwidth() == WIDTH and min_font_pt(fig) >= 9
     assert "\n" in axes[0].get_title()
     plt.close(fig)
+
+
+def test_a_split_table_without_an_index_repeats_the_columns_that_name_its_rows():
+    frame = pd.DataFrame({"claim": ["(i) adversarial distillation beats SD"] * 2, "dataset": ["mnist", "cifar10"],
+                          **{f"value {k}": [1.5, 2.5] for k in range(12)}})
+    t = table(frame, width=500)
+    assert len(t.parts) > 1
+    assert all(part.data.index.names == ["claim", "dataset"] for part in t.parts)
+    assert all(">cifar10<" in part.to_html() for part in t.parts)
+    grouped = pd.DataFrame([["clean", 1.0] * 8], columns=pd.MultiIndex.from_tuples(
+        [(f"group {k // 2}", f"c{k}") for k in range(16)]))
+    assert len(table(grouped, width=300).parts) > 1        # column groups: split, the index left as it is
+
+
+def test_a_header_never_repeats_another_column():
+    frame = pd.DataFrame({"dataset": ["mnist", "mnist"], "eps": [0.1, 0.2], "eps_label": ["0.1", "0.2"],
+                          **{f"value {k}": [1.5, 2.5] for k in range(12)}})
+    html = table(frame, width=400).to_html()               # eps stays, eps_label keeps its name
+    assert ">eps_label<" in html or ">eps label<" in html
