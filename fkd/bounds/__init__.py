@@ -10,8 +10,9 @@ Entry points (auto_LiRPA-shaped):
 Methods, loosest to tightest (each result is intersected with the previous stage, so they nest):
 ``interval`` (IBP) -> ``crown`` (back-substitution) -> ``lp`` (triangle LP per logit after
 progressive LP tightening) -> ``milp`` (exact big-M MILP per logit). Every returned bound is
-widened outward by ``FP_MARGIN`` (float32 forward vs float64 bounds); solver bounds also carry the
-solver margin of ``solvers.SOLVER_ABS_TOL``.
+widened outward per logit by ``fp.logit_margin`` (the rigorous float32 forward error of the network
+over the input box, at least ``FP_MARGIN``; a difference z_j - z_i by both logits' margins); solver
+bounds also carry the solver margin of ``solvers.SOLVER_ABS_TOL``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..config import parse
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box, intersect, interval_bounds, propagate
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
+from .fp import logit_margin, pair_margin
 from .network import DTYPE, FP_MARGIN, Affine, Net, lower
 from .refine import DiffBounds, RefineStats, _pairs, faithub_refined
 from .solvers import SolveResult, Solver, SolverUnavailable, Status
@@ -60,7 +62,8 @@ class Tightening(str, enum.Enum):
 class BoundReport:
     """Logit bounds of one image and how they were obtained.
 
-    lower, upper: (K,) float64, FP_MARGIN included. ``per_op``: the per-op bounds used (1, n) each.
+    lower, upper: (K,) float64, ``margin`` (K,) included (``fp.logit_margin``: the float32 forward
+    error over the box, at least FP_MARGIN). ``per_op``: the per-op bounds used (1, n) each.
     ``records``: every solver call (tightening and final). ``degraded``: True if any solve failed
     or hit its time limit (the bound is still sound: the earlier stage or the dual bound was used).
     """
@@ -71,14 +74,24 @@ class BoundReport:
     box: Box
     records: list[NeuronSolve] = field(default_factory=list)
     seconds: float = 0.0
+    margin: Tensor | None = None
 
     @property
     def degraded(self) -> bool:
         return any(r.result.status is not Status.OPTIMAL for r in self.records)
 
 
+def check_net(net) -> None:
+    """ValueError unless ``net`` is a lowered network (``Net``)."""
+    if not isinstance(net, Net):
+        raise ValueError(f"expected a lowered network, got {type(net).__name__}: pass fkd.bounds.as_net(model, x0.shape)")
+
+
 def check_pair(teacher: Net, student: Net) -> None:
-    """ValueError unless teacher and student take the same inputs and give the same number of classes."""
+    """ValueError unless teacher and student are lowered networks that take the same inputs and give
+    the same number of classes."""
+    check_net(teacher)
+    check_net(student)
     if teacher.input_shape != student.input_shape:
         raise ValueError(f"the teacher takes inputs shaped {teacher.input_shape}, the student "
                          f"{student.input_shape}: a pair must share its inputs")
@@ -134,8 +147,9 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method
         if method is Method.MILP:
             out, recs = solve_linear(program, np.eye(k), out, solver, time_limit, op=len(net.ops) - 1)
             records += recs
-    return BoundReport(out.lower - FP_MARGIN, out.upper + FP_MARGIN, method, per_op, box, records,
-                       time.perf_counter() - t0)
+    margin = logit_margin(net, box, per_op)[0]
+    return BoundReport(out.lower - margin, out.upper + margin, method, per_op, box, records,
+                       time.perf_counter() - t0, margin)
 
 
 def bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method | str = Method.CROWN,
@@ -147,7 +161,7 @@ def bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method | str 
         x0: one image (C, H, W) -> bounds (K,); or a batch (B, C, H, W) -> (B, K) (interval and
             crown batch natively; lp and milp loop over images).
     Returns:
-        (lower, upper) float64 tensors, FP_MARGIN included.
+        (lower, upper) float64 tensors, the float32 margin (``fp.logit_margin``) included.
     """
     method = parse(Method, method)
     if x0.dim() == 3:
@@ -157,7 +171,8 @@ def bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method | str 
     if method in (Method.INTERVAL, Method.CROWN) and tightening in (None, Tightening.NONE, "none"):
         box = input_box(x0, eps)
         per_op = interval_bounds(net, box) if method is Method.INTERVAL else crown_bounds(net, box)
-        return per_op[-1].lower - FP_MARGIN, per_op[-1].upper + FP_MARGIN
+        margin = logit_margin(net, box, per_op)
+        return per_op[-1].lower - margin, per_op[-1].upper + margin
     rs = [output_bounds(net, x, eps, method, solver, time_limit, tightening) for x in x0]
     return torch.stack([r.lower for r in rs]), torch.stack([r.upper for r in rs])
 
@@ -207,14 +222,15 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         direct = propagate(diff, r.per_op[-2])
     else:
         direct = crown_linear(net, r.box, torch.as_tensor(coef), r.per_op)
-    direct = Box(direct.lower[0] - 2 * FP_MARGIN, direct.upper[0] + 2 * FP_MARGIN)
+    pair = pair_margin(r.margin)
+    direct = Box(direct.lower[0] - pair[ii, jj], direct.upper[0] + pair[ii, jj])
     prev = intersect(direct, Box(d_lo[ii, jj], d_up[ii, jj]))
     d_lo, d_up = d_lo.clone(), d_up.clone()
     d_lo[ii, jj], d_up[ii, jj] = prev.lower, prev.upper
     if method in (Method.LP, Method.MILP):
         # one maximisation of z_j - z_i per ordered pair (lower(d_ij) = -upper(d_ji)), one solver
-        # session per relaxation; solver values carry their margin plus 2 FP_MARGIN (refine.py)
-        db = DiffBounds.from_bounds(net, r.box, r.per_op, d_lo, d_up, solver)
+        # session per relaxation; solver values carry their margin plus both logits' (refine.py)
+        db = DiffBounds.from_bounds(net, r.box, r.per_op, d_lo, d_up, solver, margin=pair)
         db.refine_all(Relax.LP, time_limit)
         if method is Method.MILP:
             db.refine_all(Relax.MILP, time_limit)
@@ -281,6 +297,7 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
         from .joint import cross_bounds, joint_faithub
 
         cross = "lp" if parse(Method, method) in (Method.LP, Method.MILP) else "crown"
-        cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit, clamp)
+        margin = pair_margin(reps[0].margin) + pair_margin(reps[1].margin)
+        cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit, clamp, margin)
         value = min(value, joint_faithub(*diffs, cb)[0])
     return Faithub(value, sig[0], sig[1], reps[0], reps[1])

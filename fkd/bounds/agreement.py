@@ -7,7 +7,8 @@ pick the teacher's and the student's top class at x', with a_i + b_i <= 1 (diffe
     maximise m  s.t.  z_t,i - z_t,k >= m - M (1 - a_i),   z_s,j - z_s,k >= m - M (1 - b_j)   for all k,
 
 so m is the smaller of the two top-1 margins at a disagreeing x'. A proven bound m < 0 certifies
-agreement (no x' in the ball, ties included, lets them pick different classes); a solution with
+agreement (no x' in the ball, ties included, lets them pick different classes; below minus the
+float32 margins of two logits, ``fp.logit_margin``, so that it holds for the float32 forward too); a solution with
 m > 0 is a counterexample once a float32 forward pass of the torch models confirms it. Anything
 else (time limit, unconfirmed point) is unknown. Cheaper checks come first: both networks
 certifiably keep class c (CROWN on z_c - z_j) certifies at once, and the PGD agreement attack
@@ -29,7 +30,8 @@ from ..units import Radius, positive
 from .interval import input_box, inside, project
 from .joint import joint_net
 from .milp import Program, build_program
-from .network import DTYPE, FP_MARGIN, Net
+from .fp import logit_margin
+from .network import DTYPE, Net
 from .solvers import Solver, Status, open_session
 
 
@@ -55,8 +57,9 @@ class AgreementResult:
     status: str = "none"
 
 
-def _both_keep_class(joint: Net, box, per_op, c: int) -> bool:
-    """CROWN on the joint network proves z_c > z_j for every j != c, for teacher and student."""
+def _both_keep_class(joint: Net, box, per_op, c: int, margin: Tensor) -> bool:
+    """CROWN on the joint network proves z_c > z_j for every j != c, for teacher and student, in
+    float32 too (``margin`` (2K,): each logit's ``fp.logit_margin``)."""
     k = joint.out_dim // 2
     others = torch.as_tensor([j for j in range(k) if j != c])
     coef = torch.zeros(2 * (k - 1), 2 * k, dtype=DTYPE)
@@ -64,7 +67,8 @@ def _both_keep_class(joint: Net, box, per_op, c: int) -> bool:
         rows = torch.arange(k - 1) + part * (k - 1)
         coef[rows, part * k + c] = 1.0
         coef[rows, part * k + others] = -1.0
-    return bool((crown_linear(joint, box, coef, per_op).lower[0] > 2 * FP_MARGIN).all())
+    slack = (coef.abs() @ margin).reshape(-1)  # m_c + m_j per row
+    return bool((crown_linear(joint, box, coef, per_op).lower[0] > slack).all())
 
 
 def disagreement_program(joint: Net, box, per_op) -> tuple[Program, int]:
@@ -145,14 +149,16 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     box = input_box(x0, eps)
     joint = joint_net(t_net, s_net)
     per_op = crown_bounds(joint, box)
-    if _both_keep_class(joint, box, per_op, c_t):
+    margin = logit_margin(joint, box, per_op)[0]
+    if _both_keep_class(joint, box, per_op, c_t, margin):
         return AgreementResult(Outcome.CERTIFIED, "crown", float("nan"), time.perf_counter() - t0, "none")
     program, m_idx = disagreement_program(joint, box, per_op)
     session = open_session(program, solver)
     cost = np.zeros(program.n)
     cost[m_idx] = 1.0
     res = session.maximize(cost, 0.0, time_limit)
-    if res.status is not Status.FAILED and res.bound < 0:
+    # in float32 a top-1 margin z_i - z_k may be off by m_i + m_k: certified below minus that
+    if res.status is not Status.FAILED and res.bound < -2 * float(margin.max()):
         return AgreementResult(Outcome.CERTIFIED, "milp", res.bound, time.perf_counter() - t0, res.solver,
                                status=res.status.value)
     sol = session.solution()

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
 from .joint import joint_net
-from .network import DTYPE, FP_MARGIN, Net
+from .fp import logit_margin, pair_margin
+from .network import DTYPE, Net
 
 
 @dataclass(frozen=True)
@@ -72,53 +73,62 @@ def _phi(w: Tensor) -> Tensor:
     return torch.exp(-torch.logsumexp(w, dim=-1))
 
 
-def class_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor) -> Tensor:
+def class_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor, margin: Tensor | None = None) -> Tensor:
     """Upper bounds on sigma_t,i - sigma_s,i and on sigma_s,i - sigma_t,i over each box, by one
     batched CROWN pass on the joint network.
 
     Args:
         joint: ``joint_net(teacher, student)`` (output [z_t; z_s], 2K); k: classes K.
         lo, hi: boxes (N, n) inside [0, 1].
+        margin: (2K,) float32 margin of each logit, valid over every box (``fp.logit_margin`` of a
+            box holding them all); None: computed over the boxes' hull from its CROWN bounds.
     Returns:
         (N, K, 2) bounds, [..., 0] for sigma_t - sigma_s, [..., 1] for the reverse.
     """
     from . import diff_bounds_from_logits
 
     box = Box(lo.to(DTYPE), hi.to(DTYPE))
+    if margin is None:
+        hull = Box(box.lower.amin(0, keepdim=True), box.upper.amax(0, keepdim=True))
+        margin = logit_margin(joint, hull, crown_bounds(joint, hull))[0]
     per_op = crown_bounds(joint, box)
     coef, ii, jj = _rows(k)
     b = crown_linear(joint, box, coef, per_op)
     m = len(ii)
     n = lo.shape[0]
 
-    def mat(v: Tensor, margin: float) -> Tensor:
+    def mat(v: Tensor, pad: Tensor) -> Tensor:
         out = torch.zeros(n, k, k, dtype=DTYPE)
-        out[:, ii, jj] = v + margin
+        out[:, ii, jj] = v + pad[ii, jj]
         return out
 
-    tl, tu = mat(b.lower[:, :m], -2 * FP_MARGIN), mat(b.upper[:, :m], 2 * FP_MARGIN)
-    sl, su = mat(b.lower[:, m:2 * m], -2 * FP_MARGIN), mat(b.upper[:, m:2 * m], 2 * FP_MARGIN)
+    mt, ms = pair_margin(margin[:k]), pair_margin(margin[k:])
+    tl, tu = mat(b.lower[:, :m], -mt), mat(b.upper[:, :m], mt)
+    sl, su = mat(b.lower[:, m:2 * m], -ms), mat(b.upper[:, m:2 * m], ms)
     # intersected with eq. 9 from the logit intervals (the paper mode), as the tight mode does
     z = per_op[-1]
     for part, (dl, du) in enumerate(((tl, tu), (sl, su))):
-        pl, pu = diff_bounds_from_logits(z.lower[:, part * k:(part + 1) * k] - FP_MARGIN,
-                                         z.upper[:, part * k:(part + 1) * k] + FP_MARGIN)
+        pm = margin[part * k:(part + 1) * k]
+        pl, pu = diff_bounds_from_logits(z.lower[:, part * k:(part + 1) * k] - pm,
+                                         z.upper[:, part * k:(part + 1) * k] + pm)
         torch.maximum(dl, pl, out=dl)
         torch.minimum(du, pu, out=du)
-    el, eu = mat(b.lower[:, 2 * m:], -4 * FP_MARGIN), mat(b.upper[:, 2 * m:], 4 * FP_MARGIN)
+    el, eu = mat(b.lower[:, 2 * m:], -(mt + ms)), mat(b.upper[:, 2 * m:], mt + ms)
     # sigma_t,i - sigma_s,i: v = d^t = d^s + e >= max(d^t_lo, d^s_lo + e_lo); the student at d^s_hi
     t_over_s = _phi(torch.maximum(tl, sl + el)) - _phi(su)
     s_over_t = _phi(torch.maximum(sl, tl - eu)) - _phi(tu)
     return torch.stack([t_over_s, s_over_t], -1)
 
 
-def node_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Upper bounds on max ||f_t - f_s||_inf over each box (``class_bounds``, maximised).
+def node_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor,
+                margin: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Upper bounds on max ||f_t - f_s||_inf over each box (``class_bounds``, maximised; ``margin``
+    as there).
 
     Returns:
         (upper (N,) in [0, 1], the deciding class (N,), its sign (N,): +1 for sigma_t - sigma_s).
     """
-    both = class_bounds(joint, k, lo, hi).reshape(lo.shape[0], -1)  # (N, 2K): class-major, sign-minor
+    both = class_bounds(joint, k, lo, hi, margin).reshape(lo.shape[0], -1)  # (N, 2K): class-major, sign-minor
     upper, arg = both.max(-1)
     sign = 1.0 - 2.0 * (arg % 2).to(DTYPE)
     return upper.clamp(0.0, 1.0), arg // 2, sign
@@ -198,7 +208,8 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
     gaps = _gap(teacher, student, cands.float())
     best = int(gaps.argmax())
     lower, point = float(gaps[best]), cands[best].reshape(-1).to(DTYPE)
-    ub, cls, sign = node_bounds(joint, k, root.lower, root.upper)
+    margin = logit_margin(joint, root, crown_bounds(joint, root))[0]  # holds on every sub-box
+    ub, cls, sign = node_bounds(joint, k, root.lower, root.upper, margin)
     root_upper = float(ub[0])
     tick = itertools.count()
     heap = [(-root_upper, next(tick), root.lower[0], root.upper[0], int(cls[0]), float(sign[0]))]
@@ -230,7 +241,7 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
         left_hi, right_lo = hi.clone(), lo.clone()
         left_hi[rows, dim], right_lo[rows, dim] = mid, mid
         c_lo, c_hi = torch.cat([lo, right_lo]), torch.cat([left_hi, hi])
-        c_ub, c_cls, c_sign = node_bounds(joint, k, c_lo, c_hi)
+        c_ub, c_cls, c_sign = node_bounds(joint, k, c_lo, c_hi, margin)
         parent = torch.as_tensor([-n[0] for n in take], dtype=DTYPE).repeat(2)
         c_ub = torch.minimum(c_ub, parent)  # the parent's bound holds on its halves too
         nodes += len(take)

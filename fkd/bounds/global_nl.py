@@ -25,6 +25,7 @@ from .crown import crown_bounds
 from .exact import _gap, class_bounds
 from .interval import input_box, project
 from .joint import joint_net
+from .fp import logit_margin, pair_margin
 from .network import FP_MARGIN, Affine, Net, ReLU
 from .solvers import SOLVER_ABS_TOL, SolverUnavailable
 
@@ -109,7 +110,10 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
     for op in t_net.ops:  # in the joint net, op k's output is [teacher's (t_widths[k]); student's]
         w = op.out_dim if isinstance(op, Affine) else w
         t_widths.append(w)
-    bounds = np.minimum(class_bounds(joint, k, box.lower, box.upper)[0].numpy(), cap)
+    margin = logit_margin(joint, box, per_op)[0]
+    # a logit difference off by at most delta moves a softmax output by at most delta / 4
+    sigma_margin = max(2 * FP_MARGIN, float(pair_margin(margin[:k]).max() + pair_margin(margin[k:]).max()) / 4)
+    bounds = np.minimum(class_bounds(joint, k, box.lower, box.upper, margin)[0].numpy(), cap)
     try:
         env = gp.Env(empty=True)
         env.setParam("OutputFlag", 0)
@@ -164,7 +168,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
             continue
         if m.Status == gp.GRB.TIME_LIMIT:
             status = "time_limit" if status in ("optimal", "budget") else status
-        upper = max(upper, min(cap, m.ObjBound + SOLVER_ABS_TOL + 2 * FP_MARGIN))
+        upper = max(upper, min(cap, m.ObjBound + SOLVER_ABS_TOL + sigma_margin))
         if m.SolCount > 0:
             cand = torch.tensor([v.X for v in x], dtype=x0.dtype).reshape(x0.shape)
             cand = project(cand, x0, eps)

@@ -28,7 +28,8 @@ from torch import Tensor
 
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
-from .network import DTYPE, FP_MARGIN, Affine, MaxPool, Net, ReLU
+from .fp import logit_margin, pair_margin
+from .network import DTYPE, Affine, MaxPool, Net, ReLU
 
 
 def _kinds(ops) -> str:
@@ -41,6 +42,26 @@ def _pad(ops: list, n_pairs: int) -> list:
     width = ops[-1].weight.shape[1]
     eye = Affine(torch.eye(width, dtype=DTYPE), torch.zeros(width, dtype=DTYPE))
     return ops[:-1] + [eye, ReLU()] * n_pairs + ops[-1:]
+
+
+def _stack(a: Affine, b: Affine, shared: bool) -> Affine:
+    w = torch.cat([a.weight, b.weight], 0) if shared else torch.block_diag(a.weight, b.weight)
+    return Affine(w, torch.cat([a.bias, b.bias]))
+
+
+def _side_by_side(a: Affine, b: Affine, shared: bool) -> Affine:
+    """Two affine maps side by side (``shared``: both read one input), keeping the layers they
+    merge (``Affine.parts``, aligned by identity layers in front) for the float32 error analysis."""
+    out = _stack(a, b, shared)
+    pa, pb = list(a.parts or (a,)), list(b.parts or (b,))
+    if len(pa) == len(pb) == 1:
+        return out
+    for p, other in ((pa, pb), (pb, pa)):
+        while len(p) < len(other):
+            n = p[0].weight.shape[1]
+            p.insert(0, Affine(torch.eye(n, dtype=DTYPE), torch.zeros(n, dtype=DTYPE)))
+    parts = tuple(_stack(x, y, shared and i == 0) for i, (x, y) in enumerate(zip(pa, pb)))
+    return Affine(out.weight, out.bias, parts)
 
 
 def joint_net(teacher: Net, student: Net) -> Net:
@@ -62,11 +83,7 @@ def joint_net(teacher: Net, student: Net) -> Net:
     ops, wt, ws = [], teacher.in_dim, student.in_dim  # current widths of each part
     for k, (a, b) in enumerate(zip(t_ops, s_ops)):
         if isinstance(a, Affine):
-            if k == 0:  # both read the shared input
-                w = torch.cat([a.weight, b.weight], 0)
-            else:
-                w = torch.block_diag(a.weight, b.weight)
-            ops.append(Affine(w, torch.cat([a.bias, b.bias])))
+            ops.append(_side_by_side(a, b, k == 0))
             wt, ws = a.out_dim, b.out_dim
         elif isinstance(a, ReLU):
             ops.append(ReLU())
@@ -96,25 +113,34 @@ class CrossBounds:
 
 
 def cross_bounds(teacher: Net, student: Net, x0: Tensor, eps: float, method: str = "crown",
-                 solver: str = "auto", time_limit: float = 10.0, clamp: bool = True) -> CrossBounds:
+                 solver: str = "auto", time_limit: float = 10.0, clamp: bool = True,
+                 margin: Tensor | None = None) -> CrossBounds:
     """Bounds on e_ij = d^t_ij - d^s_ij over B_eps(x0) cap [0, 1], on the joint network.
 
     Args:
         x0: one image (C, H, W); method: crown, or lp (CROWN, then one LP per side and pair on the
             joint network's triangle relaxation, intersected with CROWN; a failed or time-limited
             LP keeps the CROWN bound or its proven one).
+        margin: (K, K) float32 margin of each e_ij, the sum of both networks' ``fp.pair_margin``
+            (None: computed here from each network's CROWN bounds).
     """
-    return cross_bounds_records(teacher, student, x0, eps, method, solver, time_limit, clamp)[0]
+    return cross_bounds_records(teacher, student, x0, eps, method, solver, time_limit, clamp, margin)[0]
+
+
+def _cross_margin(teacher: Net, student: Net, box: Box) -> Tensor:
+    """Float32 margin (K, K) of e_ij = d^t_ij - d^s_ij: four logits, each network's own margins."""
+    return sum(pair_margin(logit_margin(n, box, crown_bounds(n, box))[0]) for n in (teacher, student))
 
 
 def cross_bounds_records(teacher: Net, student: Net, x0: Tensor, eps: float, method: str = "crown",
                          solver: str = "auto", time_limit: float = 10.0,
-                         clamp: bool = True) -> tuple[CrossBounds, list]:
+                         clamp: bool = True, margin: Tensor | None = None) -> tuple[CrossBounds, list]:
     """``cross_bounds`` and the solver records (``milp.NeuronSolve``, none for CROWN)."""
     records: list = []
     net = joint_net(teacher, student)
     k = teacher.out_dim
     box = input_box(x0, eps, clamp)
+    margin = _cross_margin(teacher, student, box) if margin is None else margin
     per_op = crown_bounds(net, box)
     ii, jj, coef = _pair_rows(k)
     e = crown_linear(net, box, coef, per_op)
@@ -129,7 +155,7 @@ def cross_bounds_records(teacher: Net, student: Net, x0: Tensor, eps: float, met
         raise ValueError(f"unknown cross-bound method {method!r}; choose one of: crown, lp")
     lower = torch.zeros(k, k, dtype=DTYPE)
     upper = torch.zeros(k, k, dtype=DTYPE)
-    lower[ii, jj], upper[ii, jj] = lo - 4 * FP_MARGIN, hi + 4 * FP_MARGIN  # four logits per row
+    lower[ii, jj], upper[ii, jj] = lo - margin[ii, jj], hi + margin[ii, jj]  # four logits per row
     return CrossBounds(lower, upper), records
 
 

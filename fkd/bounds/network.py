@@ -7,19 +7,22 @@ affine maps are merged into one (exact), Flatten disappears, and a MaxPool2d kee
 each window. Section 4.2 of the paper: "a convolution is a linear operation".
 
 Everything is float64: bounds are computed for the real-arithmetic network; the float32 torch
-forward differs from it by rounding only (~1e-6 on these nets), which the public entry points
-cover with ``FP_MARGIN``.
+forward differs from it by rounding only, which the public entry points cover with a margin per
+logit: ``fkd.bounds.fp.logit_margin``, the a-priori float32 forward error over the input box, at
+least ``FP_MARGIN``. A merged affine map keeps its factors (``Affine.parts``) so that the error
+analysis follows the layers torch evaluates one after the other.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-#: Absolute margin (logit units) added outward to every bound the public API returns: covers the
-#: float32 rounding of the torch forward against the float64 network the bounds describe.
+#: The absolute floor (logit units) of the margin added outward to every bound the public API
+#: returns (``fkd.bounds.fp.logit_margin``): it covers the float64 rounding of the bound
+#: computations themselves; the float32 forward error is derived per network and box.
 FP_MARGIN = 1e-5
 
 DTYPE = torch.float64
@@ -27,9 +30,11 @@ DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class Affine:
-    """z = W a + b. W (out, in), b (out,), float64."""
+    """z = W a + b. W (out, in), b (out,), float64. ``parts``: the layers this map merges, in the
+    order torch evaluates them (empty for a single layer)."""
     weight: Tensor
     bias: Tensor
+    parts: tuple["Affine", ...] = field(default=(), compare=False, repr=False)
 
     @property
     def out_dim(self) -> int:
@@ -94,6 +99,9 @@ def apply(op: Op, a: Tensor) -> Tensor:
 
 def _conv_matrix(conv: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[Affine, tuple[int, int, int]]:
     """Dense (out, in) matrix of ``conv`` on inputs of ``shape`` (C, H, W), by probing the basis."""
+    if len(shape) != 3 or shape[0] != conv.in_channels:
+        raise ValueError(f"a Conv2d layer of {conv.in_channels} input channels meets inputs shaped {tuple(shape)}: "
+                         f"pass images (C, H, W) of the shape the network was built for")
     n = shape[0] * shape[1] * shape[2]
     w = conv.weight.detach().to("cpu", DTYPE)
     eye = torch.eye(n, dtype=DTYPE).view(n, *shape)
@@ -107,6 +115,8 @@ def _conv_matrix(conv: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[Affine, 
 
 def _pool_windows(pool: nn.MaxPool2d, shape: tuple[int, int, int]) -> tuple[MaxPool, tuple[int, int, int]]:
     """Index sets of every max-pool window on inputs of ``shape`` (C, H, W)."""
+    if len(shape) != 3:
+        raise ValueError(f"a MaxPool2d layer meets inputs shaped {tuple(shape)}: it needs images (C, H, W)")
     pad = pool.padding if isinstance(pool.padding, int) else max(pool.padding)
     dil = pool.dilation if isinstance(pool.dilation, int) else max(pool.dilation)
     if pad != 0 or dil != 1 or pool.ceil_mode:
@@ -171,7 +181,8 @@ def _merge_affine(ops: list[Op]) -> list[Op]:
     for op in ops:
         if isinstance(op, Affine) and out and isinstance(out[-1], Affine):
             prev = out.pop()
-            op = Affine(op.weight @ prev.weight, op.weight @ prev.bias + op.bias)
+            parts = (prev.parts or (prev,)) + (op,)
+            op = Affine(op.weight @ prev.weight, op.weight @ prev.bias + op.bias, parts)
         out.append(op)
     return out
 

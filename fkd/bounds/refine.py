@@ -15,7 +15,7 @@ Three facts make it cheap without leaving the paper's FAITHUB (eqs. 9-11 with be
   Skipping a solve keeps the CROWN / earlier bound, which is sound, so soundness never depends on it.
 
 Every bound read from a solver is its proven (dual) bound with the solver margin (``solvers``),
-widened by 2 * FP_MARGIN (a difference of two float32 logits), and intersected with the bound it
+widened by the float32 margins of both logits (``fp.pair_margin``), and intersected with the bound it
 replaces, so a failed or time-limited solve can only leave the earlier bound in place.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from torch import Tensor
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
 from .milp import NeuronSolve, Program, Relax, build_program, tighten
-from .network import DTYPE, FP_MARGIN, Net
+from .fp import logit_margin, pair_margin
+from .network import DTYPE, Net
 from .solvers import Session, Solver, Status, open_session
 
 __all__ = ["DiffBounds", "faithub_refined", "RefineStats"]
@@ -52,6 +53,7 @@ class DiffBounds:
     ``upper`` (K, K) float64 is an upper bound on d_ij (index [i, j], diagonal 0); the lower bound
     is ``-upper.T``. ``stage`` (K, K) int: 0 CROWN, 1 LP, 2 MILP: the strongest stage already applied
     to that pair. ``clean`` (K, K): d_ij at x0 (a feasible point, for gain estimates only).
+    ``margin`` (K, K): the float32 margin of each d_ij (``fp.pair_margin``), added to solver bounds.
     """
     net: Net
     box: Box
@@ -62,6 +64,7 @@ class DiffBounds:
     stage: np.ndarray = field(default=None)
     records: list[NeuronSolve] = field(default_factory=list)
     seconds: float = 0.0
+    margin: Tensor | None = None
     _program: Program | None = None
     _sessions: dict = field(default_factory=dict)
 
@@ -90,26 +93,32 @@ class DiffBounds:
         up[ii, jj] = torch.minimum(direct.upper[0], hi[jj] - lo[ii])
         low = torch.zeros(k, k, dtype=DTYPE)
         low[ii, jj] = torch.maximum(direct.lower[0], lo[jj] - hi[ii])
-        up = torch.minimum(up, -low.T) + 2 * FP_MARGIN
+        margin = pair_margin(logit_margin(net, box, per_op)[0])
+        up = torch.minimum(up, -low.T) + margin
         up.fill_diagonal_(0.0)
         z = net.forward(x0[None].detach().cpu())[0]
-        out = cls.from_bounds(net, box, per_op, -up.T, up, solver, clean=z[None, :] - z[:, None])
+        out = cls.from_bounds(net, box, per_op, -up.T, up, solver, clean=z[None, :] - z[:, None], margin=margin)
         out.records, out.seconds = records, time.perf_counter() - t0
         return out
 
     @classmethod
     def from_bounds(cls, net: Net, box: Box, per_op: list[Box], d_lower: Tensor, d_upper: Tensor,
-                    solver: Solver | str = Solver.AUTO, clean: Tensor | None = None) -> "DiffBounds":
+                    solver: Solver | str = Solver.AUTO, clean: Tensor | None = None,
+                    margin: Tensor | None = None) -> "DiffBounds":
         """Wrap sound d bounds (K, K) [i, j] (FP margins included) of one image; both sides are
         merged by antisymmetry: upper[i, j] = min(d_upper[i, j], -d_lower[j, i]). ``clean``: d at a
-        feasible point (only for gain estimates; without it the box midpoint is used)."""
+        feasible point (only for gain estimates; without it the box midpoint is used). ``margin``
+        (K, K): each d_ij's float32 margin for later solver bounds (None: ``fp.logit_margin`` of
+        ``per_op``)."""
         k = net.out_dim
         up = torch.minimum(d_upper, -d_lower.T).to(DTYPE).clone()
         up.fill_diagonal_(0.0)
         if clean is None:
             z = net.forward((box.lower + box.upper) / 2)[0]
             clean = z[None, :] - z[:, None]
-        return cls(net, box, per_op, up, clean.to(DTYPE), solver, np.zeros((k, k), dtype=int))
+        if margin is None:
+            margin = pair_margin(logit_margin(net, box, per_op)[0])
+        return cls(net, box, per_op, up, clean.to(DTYPE), solver, np.zeros((k, k), dtype=int), margin=margin)
 
     @property
     def k(self) -> int:
@@ -136,7 +145,7 @@ class DiffBounds:
     def refine(self, pairs, relax: Relax | str = Relax.LP, time_limit: float = 10.0,
                deadline: float | None = None) -> int:
         """Maximise z_j - z_i for each (i, j) in ``pairs`` not yet refined at this stage; the proven
-        bound (plus 2 FP_MARGIN) replaces upper[i, j] where smaller. ``deadline`` (a
+        bound (plus ``margin[i, j]``) replaces upper[i, j] where smaller. ``deadline`` (a
         ``time.perf_counter()`` value): no solve starts after it, and none runs past it. Returns the
         number of solves."""
         from ..config import parse
@@ -158,7 +167,7 @@ class DiffBounds:
             c[j], c[i] = 1.0, -1.0
             cost, const = self._program.objective(c)
             res = ses.maximize(cost, const, limit)
-            value = res.bound + 2 * FP_MARGIN
+            value = res.bound + float(self.margin[i, j])
             kept = not value < float(self.upper[i, j])
             if not kept:
                 self.upper[i, j] = value

@@ -85,6 +85,9 @@ class ImageBounds:
     def _key(self, net: Net) -> int:
         """The cache key of a network: its id, with the network held here, so that no other network
         can be created at the same address while this image's bounds are cached."""
+        from . import check_net
+
+        check_net(net)
         if id(net) not in self._held and tuple(net.input_shape) != tuple(self.x0.shape):
             raise ValueError(f"a network for inputs shaped {tuple(net.input_shape)} meets an image shaped "
                              f"{tuple(self.x0.shape)}: lower it for this image's shape (fkd.bounds.as_net)")
@@ -174,7 +177,7 @@ class ImageBounds:
         tight = self.tight(teacher, student)
         t, s = self.diffs(teacher), self.diffs(student)
         cb, records = cross_bounds_records(teacher, student, self.x0, self.eps, "lp" if self._solving else "crown",
-                                           self.solver, self.time_limit, self.clamp)
+                                           self.solver, self.time_limit, self.clamp, t.margin + s.margin)
         value, _ = joint_faithub(t.lower, t.upper, s.lower, s.upper, cb)
         done = _summarise(min(value, tight.value), t0, records)
         status = "failed" if "failed" in (done.status, tight.status) else \
