@@ -55,6 +55,31 @@ PAPER_ATTACK = Attack()
 
 
 @torch.no_grad()
+def check_inputs(x: Tensor, eps: Radius, models: dict[str, nn.Module], y: Tensor | None = None) -> None:
+    """ValueError unless x is a batch (N, C, H, W) of finite pixels in [0, 1], eps a finite radius
+    >= 0, every model of ``models`` (name -> model) takes x and all give one number of classes,
+    and labels ``y`` (if given) are (N,)."""
+    from .bounds.interval import check_image
+
+    if x.dim() != 4:
+        raise ValueError(f"x must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}: "
+                         f"pass x0[None] for one image")
+    check_image(x)
+    check_radius(eps)
+    if y is not None and tuple(y.shape) != (x.shape[0],):
+        raise ValueError(f"{x.shape[0]} images need {x.shape[0]} labels (N,), got shape {tuple(y.shape)}")
+    classes = {}
+    for name, model in models.items():
+        try:
+            classes[name] = forward(model, x[:1]).shape[-1]
+        except RuntimeError as e:
+            raise ValueError(f"the {name} does not take images shaped {tuple(x.shape[1:])} ({e}): pass images "
+                             f"of the dataset the {name} was trained on") from e
+    if len(set(classes.values())) > 1:
+        raise ValueError(f"the networks give different numbers of classes ({classes}): a pair must share its classes")
+
+
+@torch.no_grad()
 def predict(model: nn.Module, x: Tensor) -> Tensor:
     """Top-1 class (N,) of ``model`` at x (N, C, H, W)."""
     return forward(model, x).argmax(-1)
@@ -77,6 +102,7 @@ def robust_correct(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, attack: 
     Returns:
         bool (N,); its mean is robust accuracy (Table 1). At eps = 0, clean correctness.
     """
+    check_inputs(x, eps, {"model": model}, y)
     ok = predict(model, x) == y
     if positive(eps):
         x_adv, _ = attack.run(CrossEntropy(model, y, prefer_errors=True), x, eps, generator)
@@ -95,6 +121,7 @@ def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, at
     Returns:
         bool (N,); its mean is the empirical distillation agreement (Table 1).
     """
+    check_inputs(x, eps, {"teacher": teacher, "student": student})
     c_t = predict(teacher, x)
     ok = predict(student, x) == c_t
     if positive(eps):
@@ -149,7 +176,7 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack
     from .config import parse
 
     strategy = parse(EmplbStrategy, strategy)
-    check_radius(eps)
+    check_inputs(x, eps, {"teacher": teacher, "student": student})
     clean = (confidence_gap(teacher, student, x), x)
     if not positive(eps):
         return Emplb(*clean, {strategy: clean[0]})

@@ -80,8 +80,12 @@ class VerifyConfig:
         k, n = self.shard
         if not 1 <= k <= n:
             raise ValueError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
-        if self.n_images < 1 or self.time_limit <= 0 or (self.budget is not None and self.budget <= 0):
-            raise ValueError("n_images, time_limit and budget must be positive")
+        if self.n_images < 1:
+            raise ValueError(f"n_images must be at least 1, got {self.n_images}: pass --n-images N >= 1, "
+                             f"or leave it out for the dataset's whole subset")
+        if self.time_limit <= 0 or (self.budget is not None and self.budget <= 0):
+            raise ValueError(f"time_limit and budget must be positive seconds, got {self.time_limit} and "
+                             f"{self.budget}")
         check_tightening(self.method, self.tightening)
 
     def to_dict(self) -> dict[str, Any]:
