@@ -225,9 +225,13 @@ def min_font_pt(fig, column_px: int = COLUMN_PX) -> float:
     return min(sizes, default=MIN_FONT_PT) * scale
 
 
-def figure(name: str, fig, column_px: int = COLUMN_PX):
+def figure(name: str, fig, column_px: int = COLUMN_PX, show: bool = False):
     """Glue ``fig`` under ``name`` for a ``{glue:figure}`` directive (a numbered caption in the
-    chapter's Markdown) and close it, so the page shows it once, with its caption.
+    chapter's Markdown), then close it, so the book shows it once, under its caption.
+
+    Args:
+        show: also show it in the cell, for a reader running the notebook in Jupyter; the cell then
+            needs the ``remove-output`` tag, or the book shows the figure twice.
 
     Raises ValueError if its smallest font would read below ``MIN_FONT_PT`` at the page's width.
     """
@@ -239,7 +243,7 @@ def figure(name: str, fig, column_px: int = COLUMN_PX):
         plt.close(fig)
         raise ValueError(f"figure {name!r}: its smallest font reads {smallest:.1f} pt at the page's width "
                          f"(at least {MIN_FONT_PT:g}); enlarge the font or narrow the figure")
-    glue(name, fig, display=False)
+    glue(name, fig, display=show)
     plt.close(fig)
 
 
