@@ -26,8 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
-    if args.input_norm:
-        overrides["input_norm"] = True
+    if args.input_norm != "auto":
+        overrides["input_norm"] = args.input_norm == "on"
     if args.augment != "auto":
         overrides["augment"] = args.augment == "on"
     if args.std:
@@ -409,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                    "dataset's, fkd.units.STD); CIFAR-10: population or kuangliu, or a comma list")
     t.add_argument("--augment", choices=["auto", "on", "off"], default="auto",
                    help="random crop and flip of the training images; auto: on for CIFAR-10 only")
-    t.add_argument("--input-norm", action="store_true", help="train the network on (x - mean) / std, as behind "
-                   "a normalising data loader; the saved model has it folded into its first layer")
+    t.add_argument("--input-norm", choices=["auto", "on", "off"], default="auto", nargs="?", const="on", help="train the network on "
+                   "(x - mean) / std, as behind a normalising data loader (the saved model has it folded into its "
+                   "first layer); auto: on for the normalised reading")
     t.add_argument("--batch-size", type=int, default=None, help="training batch size (the paper gives none; 128)")
     t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors, pixel-unit models "
                    "under pixel/<dataset>/ (default: zoo/)")

@@ -280,8 +280,11 @@ def train_config(dataset: Dataset | str, method: Method | str, *, profile: Profi
     Args:
         alpha: overrides the paper's alpha (the CIFAR-10 FD ablation uses 0.5 and 0.75).
         eps_units: how the paper's training eps is read: normalised (the paper's reading, no eps
-            warm-up) or pixel (the earlier zoo's reading, with the warm-up it needed).
-        overrides: any other TrainConfig field.
+            warm-up; the network trains behind the loader's normalisation, ``input_norm``, since a
+            loader that normalises is what makes eps a normalised radius) or pixel (the earlier
+            zoo's reading, with the warm-up it needed, on [0, 1] inputs).
+        overrides: any other TrainConfig field (``input_norm=False`` trains the normalised
+            reading's network on [0, 1] inputs, as the zoo of ``zoo/<dataset>`` was first trained).
     """
     dataset, method, profile = parse(Dataset, dataset), parse(Method, method), parse(Profile, profile)
     eps_units = parse(EpsUnits, eps_units)
@@ -304,6 +307,6 @@ def train_config(dataset: Dataset | str, method: Method | str, *, profile: Profi
         temperature=temperature, weight_decay=wd, lr0=lr0, lr_min=lr_min, epochs=epochs,
         patience=patience, eps=eps, step_size=step, eps_warmup_epochs=warmup,
         augment=dataset is Dataset.CIFAR10, n_train=n_train, seed=seed, profile=profile,
-        eps_units=eps_units, **RELATED_PARAMS.get(method, {}))
+        eps_units=eps_units, input_norm=eps_units is EpsUnits.NORMALISED, **RELATED_PARAMS.get(method, {}))
     fields.update(overrides)
     return TrainConfig(**fields)

@@ -25,7 +25,7 @@ def synthetic(n=1024, seed=0) -> TrainData:
 
 def cfg_for(method, **kw):
     base = dict(epochs=6, patience=6, batch_size=32, lr0=0.1, lr_min=0.01, eps=0.02, step_size=0.01, steps=3,
-                eps_warmup_epochs=0)
+                eps_warmup_epochs=0, input_norm=False)  # the synthetic images are not MNIST's distribution
     base.update(kw)
     return train_config("mnist", method, **base)
 
