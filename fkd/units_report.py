@@ -22,6 +22,14 @@ RESULTS = ROOT / "results"
 TOLERANCE = {"table1": 2.0, "table2": 0.05}
 
 
+#: The published readings of eps: label -> the units of eps. ``input-norm`` is the normalised
+#: reading with the network trained behind the loader's normalisation (``TrainConfig.input_norm``);
+#: ``normalised`` alone is the zoo first trained under that reading, on [0, 1] inputs.
+READINGS: dict[str, EpsUnits] = {"pixel": EpsUnits.PIXEL, "normalised": EpsUnits.NORMALISED,
+                                 "input-norm": EpsUnits.NORMALISED}
+COLOURS = {"pixel": "tab:orange", "normalised": "tab:blue", "input-norm": "tab:green"}
+
+
 class ReadingRuns(NamedTuple):
     """One reading's published runs of one dataset (None where a run is not published)."""
     units: EpsUnits
@@ -31,13 +39,17 @@ class ReadingRuns(NamedTuple):
 
 def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
              domain: Domain | str = Domain.CLAMPED) -> tuple[Path, Path]:
-    """(empirical, certified) run directories of one reading's published runs; ``domain`` plain:
-    the certified run over the plain ball (``certified-plain``)."""
-    d, u, results = parse(Dataset, dataset), parse(EpsUnits, units), Path(results)
+    """(empirical, certified) run directories of one reading's published runs (``units``: a key of
+    ``READINGS`` or an ``EpsUnits``); ``domain`` plain: the certified run over the plain ball."""
+    d, results = parse(Dataset, dataset), Path(results)
+    label = units.value if isinstance(units, EpsUnits) else str(units)
+    if label not in READINGS:
+        raise ValueError(f"unknown reading {label!r}; choose one of: {', '.join(READINGS)}")
     cert = "certified" if parse(Domain, domain) is Domain.CLAMPED else "certified-plain"
-    if u is EpsUnits.PIXEL:
+    if label == "pixel":
         return results / "empirical" / d.value, results / cert / d.value
-    return results / "units" / d.value / "empirical", results / "units" / d.value / cert
+    base = results / "units" / d.value / ("input-norm" if label == "input-norm" else "")
+    return base / "empirical", base / cert
 
 
 def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
@@ -51,7 +63,7 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
     emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
     cert_file = next((cert_dir / n for n in ("verify.csv.gz", "verify.csv") if (cert_dir / n).exists()), None)
     cert = pd.read_csv(cert_file) if cert_file else None
-    return ReadingRuns(parse(EpsUnits, units), emp, cert)
+    return ReadingRuns(READINGS[units.value if isinstance(units, EpsUnits) else units], emp, cert)
 
 
 def _table1_cells(rows, dataset: Dataset):
@@ -100,21 +112,21 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     metric, mode = METHODS[methods]
     d = parse(Dataset, dataset)
     frames = []
-    for units in EpsUnits:
+    for units in READINGS:
         runs = reading_runs(d, units, results, domain)
         if runs.empirical is not None:
             t1 = _table1_cells(runs.empirical, d).rename(columns={"quantity": "cell"})
             n = int(runs.empirical.image.nunique())
-            frames.append(t1.assign(units=units.value, table="table1", n=n))
+            frames.append(t1.assign(units=units, table="table1", n=n))
             if (runs.empirical.metric == metric).any():
                 e = _beside_paper(runs.empirical, d, {metric: "EMPLB"})
                 frames.append(pd.DataFrame({"eps": e.eps_label, "cell": "EMPLB " + e.student, "ours": e["mean"],
                                             "paper": e.paper_mean, "diff": e.diff_mean, "n": e.n,
-                                            "units": units.value, "table": "table2"}))
+                                            "units": units, "table": "table2"}))
         if runs.certified is not None and f"faithub_{mode}" in runs.certified.columns:
             t2 = _table2_cells(runs.certified, d, mode)
             t2 = t2[t2.bound == "FAITHUB"]
-            t2 = t2.assign(cell=t2.bound + " " + t2.student, units=units.value, table="table2")
+            t2 = t2.assign(cell=t2.bound + " " + t2.student, units=units, table="table2")
             frames.append(t2.drop(columns=["bound", "student"]))
     if not frames:
         raise FileNotFoundError(f"no published run of {d.value} under either reading. Fix: see results/units/README.md")
@@ -154,22 +166,22 @@ def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | st
     name = model_name(*resolve_model(d, student))
     col = _paper_column(d, name)
     frames = []
-    for units in EpsUnits:
+    for units in READINGS:
         runs = reading_runs(d, units, results)
         if runs.empirical is not None:
             c = _table1_cells(runs.empirical, d)
             keep = c[c.quantity.isin(["robust RT", f"robust {col}", f"agree {col}"])]
             n = runs.empirical.groupby("eps").image.nunique()
-            frames.append(keep.assign(units=units.value, n=int(n.max()))[["units", "eps", "quantity", "ours", "paper", "n"]])
+            frames.append(keep.assign(units=units, n=int(n.max()))[["units", "eps", "quantity", "ours", "paper", "n"]])
             e = _emplb_cells(runs.empirical, d, col)
-            frames.append(e.assign(units=units.value))
+            frames.append(e.assign(units=units))
         if runs.certified is not None:
             for mode in ("paper", "tight"):
                 if f"faithub_{mode}" not in runs.certified.columns:
                     continue
                 t = _table2_cells(runs.certified, d, mode)
                 t = t[(t.bound == "FAITHUB") & (t.student == col)]
-                frames.append(pd.DataFrame({"units": units.value, "eps": t.eps, "quantity": f"FAITHUB {mode}",
+                frames.append(pd.DataFrame({"units": units, "eps": t.eps, "quantity": f"FAITHUB {mode}",
                                             "ours": t.ours, "paper": t.paper, "n": t.n}))
     return pd.concat(frames, ignore_index=True)
 
@@ -211,7 +223,7 @@ def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | s
     panels = [("robust RT", "teacher robust accuracy (%)"), (None, "student robust accuracy (%)"),
               ("EMPLB", "mean EMPLB"), ("FAITHUB paper", "mean FAITHUB (paper mode)")]
     student_q = next(q for q in s.quantity.unique() if q.startswith("robust ") and q != "robust RT")
-    colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
+    colours = COLOURS
     from .present import WIDTH, legible
 
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.4), layout="constrained")
@@ -243,7 +255,7 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     sh = shares(d, results)
     t = teacher_table(d, results)
     parts = []
-    for units in [u.value for u in EpsUnits if u.value in set(sh.index.get_level_values(0))]:
+    for units in [u for u in READINGS if u in set(sh.index.get_level_values(0))]:
         bits = [f"{int(r.within)} of {int(r.cells)} {tab.replace('table', 'Table ')} cells ({r.share:g} %)"
                 for (u, tab), r in sh.iterrows() if u == units]
         dist = float(t[units]["diff"].abs().mean()) if units in t.columns.levels[0] else float("nan")
@@ -313,7 +325,7 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
         except FileNotFoundError:
             continue
     c = pd.concat(frames, ignore_index=True)
-    colours = {"pixel": "tab:orange", "normalised": "tab:blue"}
+    colours = COLOURS
     markers = {"mnist": "o", "fashion-mnist": "s", "cifar10": "^"}
     from .present import WIDTH, legible
 

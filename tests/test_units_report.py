@@ -70,3 +70,18 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
     assert second["largest |diff|"] == pytest.approx(5.0, abs=0.05)
     with pytest.raises(FileNotFoundError, match="no teacher"):
         teacher_table("fashion-mnist", tmp_path)
+
+
+def test_the_input_norm_reading_is_counted_beside_the_others(tmp_path):
+    from fkd.units_report import run_dirs
+
+    for sub in ("empirical", "input-norm/empirical"):
+        run = tmp_path / "units" / "mnist" / sub
+        run.mkdir(parents=True)
+        shift = {(0.1, "correct RT"): 2.5} if sub == "empirical" else {}
+        _rows_from_paper(shift).to_csv(run / "empirical.csv.gz", index=False)
+    s = shares("mnist", tmp_path)
+    assert s.loc[("input-norm", "table1"), "within"] == 54 and s.loc[("normalised", "table1"), "within"] == 53
+    assert run_dirs("mnist", "input-norm", tmp_path)[1] == tmp_path / "units" / "mnist" / "input-norm" / "certified"
+    with pytest.raises(ValueError, match="input-norm"):
+        run_dirs("mnist", "metric", tmp_path)
