@@ -148,6 +148,10 @@ def test_bad_files_and_mismatched_pairs_get_clear_errors(tmp_path, pair_files):
 
 def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monkeypatch):
     from fkd import verify as verify_mod
+    from fkd.data import eval_subset
+    from fkd.metrics import PAPER_ATTACK, emplb
+    from fkd.runner import task_generator
+    from fkd.units import radius
 
     monkeypatch.setenv("FKD_ZOO", str(pair_files["zoo"]))
     verify_mod._nets.cache_clear()
@@ -162,7 +166,14 @@ def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monk
         assert a["image"] == v["image"]
         for mode in ("paper", "tight"):
             assert float(a[f"faithub_{mode}"]) == pytest.approx(float(v[f"faithub_{mode}"]), rel=1e-6, abs=1e-9)
-        # EMPLB: the same attack from other random starts; both are points of the same ball
+        # EMPLB: verify's attack (fkd.metrics.emplb, both objectives) from the audit's own random starts
+        # gives the audit's value exactly, and verify's starts land close to it
+        p, e = [(p, e) for e in eps for p in range(3)][rows.index(a)]
+        x0 = eval_subset("mnist", 3)[0][p]
+        t, s = pair_files["models"]
+        same = emplb(t, s, x0[None], radius(e, "normalised", "mnist"), PAPER_ATTACK, "both",
+                     task_generator(0, "audit", e, p)).value[0]
+        assert float(a["emplb"]) == pytest.approx(float(same), rel=1e-6)
         assert float(a["emplb"]) == pytest.approx(float(v["emplb"]), abs=0.03)
         assert float(a["emplb"]) <= float(a["faithub"]) + 1e-6
         assert float(a["faithub"]) == min(float(a["faithub_paper"]), float(a["faithub_tight"]))
