@@ -55,17 +55,18 @@ def gamma(n: Tensor | int) -> Tensor:
     return n * U / (1 - n * U)
 
 
-def _local_error(op: Affine, mag: Tensor, err: Tensor) -> Tensor:
+def _local_error(op: Affine, w_abs: Tensor, mag: Tensor, err: Tensor) -> Tensor:
     """The rounding of one affine layer itself: gamma_n (|W| (m + e) + |b|) + p ETA, n the row's
     terms (p products, plus the bias unless it is 0); 0 for a row that copies one input (1 a + 0).
 
-    Args: mag (B, n_in) bound on |exact input|; err (B, n_in) bound on |float32 - exact input|.
+    Args: w_abs |W| (n_out, n_in); mag (B, n_in) bound on |exact input|; err (B, n_in) bound on
+        |float32 - exact input|.
     Returns: (B, n_out).
     """
-    products = (op.weight != 0).sum(1).to(DTYPE)
+    products = (w_abs != 0).sum(1).to(DTYPE)
     n = products + (op.bias != 0).to(DTYPE)
-    local = gamma(n) * ((mag + err) @ op.weight.abs().T + op.bias.abs()) + products * ETA
-    copy = (products == 1) & (op.bias == 0) & (op.weight.abs().amax(1) == 1)
+    local = gamma(n) * ((mag + err) @ w_abs.T + op.bias.abs()) + products * ETA
+    copy = (products == 1) & (op.bias == 0) & (w_abs.amax(1) == 1)
     return local * ~copy
 
 
@@ -75,7 +76,7 @@ def _magnitude(box: Box) -> Tensor:
 
 def _forward(net: Net, box: Box, per_op: list[Box]) -> tuple[Tensor, Tensor, list]:
     """Forward pass: the error bound through |W| (e' = |W| e + local), and per op what the backward
-    pass needs (affine: (part, local error) per part; ReLU: dead, active masks; max-pool: the
+    pass needs (affine: (part, |W|, local error) per part; ReLU: dead, active masks; max-pool: the
     window's argmax of the lower bounds and whether it decides the window in both arithmetics).
     Returns (error (B, K), the input's rounding (B, in_dim), steps)."""
     err = U * _magnitude(box) + ETA
@@ -84,9 +85,10 @@ def _forward(net: Net, box: Box, per_op: list[Box]) -> tuple[Tensor, Tensor, lis
         if isinstance(op, Affine):
             part_in, locs = inp, []
             for part in op.parts or (op,):
-                local = _local_error(part, _magnitude(part_in), err)
-                err = err @ part.weight.abs().T + local
-                locs.append((part, local))
+                w_abs = part.weight.abs()
+                local = _local_error(part, w_abs, _magnitude(part_in), err)
+                err = err @ w_abs.T + local
+                locs.append((part, w_abs, local))
                 part_in = propagate(part, part_in)
             steps.append(locs)
         elif isinstance(op, ReLU):
@@ -148,9 +150,9 @@ def forward_error(net: Net, box: Box, per_op: list[Box] | None = None) -> Tensor
     total = torch.zeros(b, k, dtype=DTYPE)
     for op, step in zip(reversed(net.ops), reversed(steps)):
         if isinstance(op, Affine):
-            for part, local in reversed(step):
+            for part, w_abs, local in reversed(step):
                 total += (torch.maximum(lo.abs(), hi.abs()) @ local[..., None])[..., 0]
-                mid, rad = (hi + lo) / 2 @ part.weight, (hi - lo) / 2 @ part.weight.abs()
+                mid, rad = (hi + lo) / 2 @ part.weight, (hi - lo) / 2 @ w_abs
                 lo, hi = mid - rad, mid + rad
         elif isinstance(op, ReLU):
             dead, active = step
