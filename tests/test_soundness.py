@@ -24,3 +24,27 @@ def test_emplb_never_exceeds_faithub_on_zoo_pairs(student, eps):
         refined, *_ = faithub_refined(DiffBounds.start(nt, x[i], eps, solver="auto"),
                                       DiffBounds.start(ns, x[i], eps, solver="auto"), stages=("lp",))
         assert lower[i] <= refined + 1e-6 and refined <= upper + 1e-9, (i, float(lower[i]), refined, upper)
+
+
+@pytest.mark.slow
+def test_faithub_is_above_delta_star_where_the_small_pair_closed_it():
+    """The published exact study of the 7 x 7 pair closed delta* on some rows (lower and upper within
+    1e-4): every FAITHUB mode, recomputed by CROWN, stays above it, and above the LP values published
+    beside it (CROWN is never tighter than the LP refinement)."""
+    import pandas as pd
+
+    from fkd.bounds.shared import ImageBounds
+    from fkd.small import get_pair, load_small, small_subset
+
+    rows = pd.read_csv("results/beyond/exact-mnist-7x7/exact.csv")
+    closed = rows[rows.status == "closed"]
+    assert len(closed) >= 10 and (closed.delta_upper - closed.delta_lower).max() <= 2e-4
+    pair = get_pair("mnist-7x7")
+    x, _, idx = small_subset(pair, 10)
+    nets = {m: as_net(load_small(pair, m), pair.input_shape) for m in ("rt", "fd", "sd")}
+    for r in closed.itertuples():
+        ib = ImageBounds(x[idx.index(r.image)], r.eps, "crown")
+        t, s = nets["rt"], nets[r.student.split("-")[0]]
+        paper, tight, joint = (getattr(ib, mode)(t, s).value for mode in ("paper", "tight", "joint"))
+        assert paper >= tight >= joint >= r.delta_upper, (r.student, r.eps, r.image, joint, r.delta_upper)
+        assert tight >= r.faithub_tight - 1e-6 and paper >= r.faithub_paper - 1e-6
