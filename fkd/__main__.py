@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = train_config(args.dataset, args.method, profile=args.profile, alpha=args.alpha, seed=args.seed,
                        eps_units=args.eps_units, **overrides)
     out = Path(args.out) if args.out else zoo_dir()
+    stem = units_root(cfg.eps_units, out) / cfg.dataset.value / cfg.name  # zoo/<d>/ or zoo/pixel/<d>/
+    if with_ext(stem, ".json").exists() and not args.force:
+        from .config import TrainConfig
+
+        old = json.loads(with_ext(stem, ".json").read_text()).get("config") or {}
+        try:
+            same = TrainConfig.from_dict(old).fingerprint() == cfg.fingerprint()
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            print(f"{stem}.safetensors is already this run's model (same config); --force retrains it")
+            return 0
+        differs = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
+        raise ValueError(f"{stem}.safetensors holds a model of another config (it differs in {', '.join(differs)}); "
+                         "refusing to overwrite it. Fix: pass --out DIR to train into another zoo, or --force")
     teacher, teacher_info = None, None
     if get_method(cfg.method).uses_teacher:
         stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
@@ -57,7 +73,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                    channels_last=None if args.channels_last == "auto" else args.channels_last == "on",
                    time_budget_s=None if args.max_minutes is None else args.max_minutes * 60)
     result.meta["teacher"] = teacher_info
-    stem = units_root(cfg.eps_units, out) / cfg.dataset.value / cfg.name  # zoo/<d>/ or zoo/pixel/<d>/
     save_model(result.model, architecture(cfg.dataset, "teacher" if cfg.method is Method.RT else "student"),
                result.meta, stem)
     if result.meta["status"] == "partial":
@@ -426,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the epoch that passes this budget; saves the model marked 'partial' "
                         "(run the same command again to resume)")
+    t.add_argument("--force", action="store_true", help="overwrite a model of another config at the destination")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
     z = sub.add_parser("zoo", **fmt, help="list the shipped models")

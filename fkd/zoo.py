@@ -67,10 +67,13 @@ def model_path(dataset: Dataset | str, method: Method | str, alpha: float | None
 
 
 def save_model(model: nn.Module, spec: list, meta: dict[str, Any], stem: Path) -> None:
-    """Write ``stem``.safetensors and ``stem``.json (metadata with the layer spec)."""
+    """Write ``stem``.safetensors and ``stem``.json (metadata with the layer spec), each atomically
+    (a temporary file renamed into place: a kill mid-write leaves the previous model intact)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(with_ext(stem, ".safetensors")))
+    weights = with_ext(stem, ".safetensors.tmp")
+    save_file(tensors, str(weights))
+    weights.replace(with_ext(stem, ".safetensors"))
     body = {**meta, "architecture": [list(layer) for layer in spec]}
     tmp = with_ext(stem, ".json.tmp")
     tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")

@@ -123,3 +123,22 @@ def test_help_shows_every_default_once(capsys):
     assert "(default: crown)" in audit["--method"] and "(default: 30.0)" in audit["--time-limit"]
     for command in (verify, train, audit):
         assert all(v.count("(default:") <= 1 for v in command.values()), command
+
+
+def test_train_never_overwrites_a_model_of_another_config(tmp_path, capsys):
+    """A finished model of the same config is kept (nothing retrained); one of another config is
+    refused without --force, naming what differs."""
+    from fkd.__main__ import main
+    from fkd.config import train_config
+
+    stem = tmp_path / "mnist" / "sd-a0.5"
+    stem.parent.mkdir(parents=True)
+    same = train_config("mnist", "sd", profile="quick", epochs=1)
+    (tmp_path / "mnist" / "sd-a0.5.json").write_text(json.dumps({"config": same.to_dict()}))
+    argv = ["train", "--dataset", "mnist", "--method", "sd", "--profile", "quick", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0 and "already this run's model" in capsys.readouterr().out
+    other = train_config("mnist", "sd", profile="quick", epochs=2)
+    (tmp_path / "mnist" / "sd-a0.5.json").write_text(json.dumps({"config": other.to_dict()}))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite" in err and "epochs" in err and "--force" in err
