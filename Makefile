@@ -9,7 +9,7 @@ MATHJAX := _static/mathjax/tex-svg.js
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[book,test,onnx]'
+	$(PY) -m pip install --quiet -e '.[book,test,onnx,gurobi]'
 	touch $@
 
 setup: $(VENV)/.installed
