@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .fp import pair_margin
 from .interval import Box
 from .milp import NeuronSolve, Relax
 from .network import Net
@@ -126,7 +127,7 @@ class ImageBounds:
                                                   clamp=self.clamp)
                 z = net.forward(self.x0[None].detach().cpu())[0]
                 db = DiffBounds.from_bounds(net, rep.box, rep.per_op, d_lo, d_up, self.solver,
-                                            clean=z[None, :] - z[:, None])
+                                            clean=z[None, :] - z[:, None], margin=pair_margin(rep.margin))
             self._diffs[self._key(net)] = db
         return self._diffs[self._key(net)]
 
