@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fkd.__main__ import main
-from fkd.bounds import as_net, faithub, output_bounds
+from fkd.bounds import as_net, faithub, logit_diff_bounds, output_bounds
 from fkd.bounds.shared import ImageBounds
 from fkd.metrics import Attack, agreement, emplb, robust_correct
 from fkd.verify import VerifyConfig
@@ -62,6 +62,10 @@ def test_an_input_or_class_count_mismatch_is_named(pair):
         faithub(t, _mlp(16, 3, 3), x[0], 0.1)
     with pytest.raises(ValueError, match="Linear layer of 784 inputs"):
         faithub(_mlp(784, 5, 2), s, x[0], 0.1)
+    with pytest.raises(ValueError, match=r"faithub takes one image \(C, H, W\)"):
+        faithub(t, s, x, 0.1)
+    with pytest.raises(ValueError, match=r"logit_diff_bounds takes one image"):
+        logit_diff_bounds(t, x, 0.1)
     conv = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(8, 5)).eval()
     with pytest.raises(ValueError, match="Conv2d layer of 3 input channels"):
         faithub(conv, s, x[0], 0.1)

@@ -30,13 +30,14 @@ from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box, intersect, interval_bounds, propagate
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
 from .fp import logit_margin, pair_margin
-from .network import DTYPE, FP_MARGIN, Affine, Net, lower
+from .network import DTYPE, FP_MARGIN, Affine, Net, check_net, check_one_image, check_pair, lower
 from .refine import DiffBounds, RefineStats, _pairs, faithub_refined
 from .solvers import SolveResult, Solver, SolverUnavailable, Status
 
 __all__ = ["Box", "Method", "DiffMode", "Tightening", "Solver", "Status", "BoundReport", "Faithub", "FP_MARGIN",
            "as_net", "bounds", "output_bounds", "logit_diff_bounds", "softmax_bounds", "faithub",
-           "SolverUnavailable", "SolveResult", "lower", "DiffBounds", "RefineStats", "faithub_refined"]
+           "SolverUnavailable", "SolveResult", "lower", "DiffBounds", "RefineStats", "faithub_refined", "check_net",
+           "check_pair", "check_one_image"]
 
 
 class Method(str, enum.Enum):
@@ -81,25 +82,6 @@ class BoundReport:
         return any(r.result.status is not Status.OPTIMAL for r in self.records)
 
 
-def check_net(net) -> None:
-    """ValueError unless ``net`` is a lowered network (``Net``)."""
-    if not isinstance(net, Net):
-        raise ValueError(f"expected a lowered network, got {type(net).__name__}: pass fkd.bounds.as_net(model, x0.shape)")
-
-
-def check_pair(teacher: Net, student: Net) -> None:
-    """ValueError unless teacher and student are lowered networks that take the same inputs and give
-    the same number of classes."""
-    check_net(teacher)
-    check_net(student)
-    if teacher.input_shape != student.input_shape:
-        raise ValueError(f"the teacher takes inputs shaped {teacher.input_shape}, the student "
-                         f"{student.input_shape}: a pair must share its inputs")
-    if teacher.out_dim != student.out_dim:
-        raise ValueError(f"the teacher has {teacher.out_dim} classes, the student {student.out_dim}: "
-                         f"FAITHUB compares their confidences class by class")
-
-
 def as_net(model: nn.Module | Net, input_shape) -> Net:
     """``model`` lowered (and checked) for inputs of ``input_shape`` (C, H, W); a Net passes through."""
     return model if isinstance(model, Net) else lower(model, tuple(input_shape))
@@ -129,8 +111,7 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: Method
     """
     method, solver = parse(Method, method), parse(Solver, solver)
     tightening = _default_tightening(method) if tightening is None else parse(Tightening, tightening)
-    if x0.dim() != 3:
-        raise ValueError(f"output_bounds takes one image (C, H, W), got shape {tuple(x0.shape)}")
+    check_one_image(x0, "output_bounds")
     t0 = time.perf_counter()
     net = as_net(model, x0.shape)
     box = input_box(x0, eps, clamp)
@@ -209,6 +190,7 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
     if mode is DiffMode.JOINT:
         raise ValueError("mode joint bounds a teacher-student pair, not one network: use faithub(..., mode='joint'); "
                          "per network choose paper or tight")
+    check_one_image(x0, "logit_diff_bounds")
     net = as_net(model, x0.shape)
     r = report or output_bounds(net, x0, eps, method, solver, time_limit, tightening, clamp)
     d_lo, d_up = diff_bounds_from_logits(r.lower, r.upper)
@@ -282,6 +264,7 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
         Faithub(value in [0, 1], softmax bounds of each network, their BoundReports).
     """
     mode = parse(DiffMode, mode)
+    check_one_image(x0, "faithub")
     per_net = DiffMode.TIGHT if mode is DiffMode.JOINT else mode
     nets = [as_net(m, x0.shape) for m in (teacher, student)]
     check_pair(*nets)

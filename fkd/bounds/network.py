@@ -202,3 +202,29 @@ def check_lowering(model: nn.Module, net: Net, n: int = 8, seed: int = 0) -> flo
     if err > 1e-6 * (1 + ref.abs().max().item()):
         raise ValueError(f"lowered network differs from the torch forward by {err:.3g}")
     return err
+
+
+def check_net(net) -> None:
+    """ValueError unless ``net`` is a lowered network (``Net``)."""
+    if not isinstance(net, Net):
+        raise ValueError(f"expected a lowered network, got {type(net).__name__}: pass fkd.bounds.as_net(model, x0.shape)")
+
+
+def check_pair(teacher: Net, student: Net) -> None:
+    """ValueError unless teacher and student are lowered networks that take the same inputs and give
+    the same number of classes."""
+    check_net(teacher)
+    check_net(student)
+    if teacher.input_shape != student.input_shape:
+        raise ValueError(f"the teacher takes inputs shaped {teacher.input_shape}, the student "
+                         f"{student.input_shape}: a pair must share its inputs")
+    if teacher.out_dim != student.out_dim:
+        raise ValueError(f"the teacher has {teacher.out_dim} classes, the student {student.out_dim}: "
+                         f"FAITHUB compares their confidences class by class")
+
+
+def check_one_image(x0: Tensor, name: str) -> None:
+    """ValueError unless x0 is one image (C, H, W) (a batch goes to ``bounds`` or image by image)."""
+    if x0.dim() != 3:
+        raise ValueError(f"{name} takes one image (C, H, W), got shape {tuple(x0.shape)}: pass x[i] "
+                         f"for image i of a batch")

@@ -18,7 +18,7 @@ from torch import Tensor
 from .fp import pair_margin
 from .interval import Box
 from .milp import NeuronSolve, Relax
-from .network import Net
+from .network import Net, check_net
 from .refine import DiffBounds, faithub_refined
 from .solvers import Solver, Status
 
@@ -86,8 +86,6 @@ class ImageBounds:
     def _key(self, net: Net) -> int:
         """The cache key of a network: its id, with the network held here, so that no other network
         can be created at the same address while this image's bounds are cached."""
-        from . import check_net
-
         check_net(net)
         if id(net) not in self._held and tuple(net.input_shape) != tuple(self.x0.shape):
             raise ValueError(f"a network for inputs shaped {tuple(net.input_shape)} meets an image shaped "
