@@ -61,16 +61,16 @@ def test_gamma_closed_form_and_no_bound_past_one_over_u():
 def test_one_linear_layer_matches_its_closed_form():
     lin = nn.Linear(3, 2)
     with torch.no_grad():
-        lin.weight.copy_(torch.tensor([[1.0, -2.0, 0.0], [0.5, 0.0, 0.0]]))
+        lin.weight.copy_(torch.tensor([[1.0, -2.0, 0.0], [0.5, 0.0, 3.0]]))
         lin.bias.copy_(torch.tensor([0.25, 0.0]))
     net = as_net(nn.Sequential(nn.Flatten(), lin), (1, 1, 3))
-    x0 = torch.tensor([[[0.5, 1.0, 0.25]]])
+    x0 = torch.tensor([[[0.5, 1.0, 0.0]]])
     box = input_box(x0, 0.0)
     err = forward_error(net, box)[0]
-    e_in = U * x0.reshape(-1).double() + ETA  # the input's own rounding to float32
+    e_in = (U * x0.reshape(-1).double() + ETA) * (x0.reshape(-1) > 0)  # the input's rounding; 0 is exact
     # row 0: two products and a bias: gamma_3 (|w| (|x| + e) + |b|) + 2 ETA, plus |w| e
     row0 = 1 * e_in[0] + 2 * e_in[1] + gamma(3) * (1 * (0.5 + e_in[0]) + 2 * (1 + e_in[1]) + 0.25) + 2 * ETA
-    # row 1: one product, no bias: gamma_1 |w| (|x| + e) + ETA, plus |w| e
+    # row 1: one product (3 * 0 is exact), no bias: gamma_1 |w| (|x| + e) + ETA, plus |w| e
     row1 = 0.5 * e_in[0] + gamma(1) * 0.5 * (0.5 + e_in[0]) + ETA
     assert torch.allclose(err, torch.stack([row0, row1]).double(), rtol=1e-12, atol=0)
 

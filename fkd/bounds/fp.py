@@ -6,15 +6,16 @@ Algorithms*, sec. 3.1) bounds the difference per logit over the whole box:
 
 - a length-n dot product plus a bias, summed in any order, with or without fused multiply-add,
   errs by at most gamma_{n+1} (|w| . |a| + |b|), gamma_n = n u / (1 - n u), u = 2^-24 (zero
-  weights and a zero bias contribute exact zeros, so n counts a row's nonzero terms; a row that
-  copies one input, 1 a + 0, is exact); underflow adds at most ETA = 2^-149 per product;
+  weights, inputs that are 0 in both arithmetics over the box and a zero bias contribute exact
+  zeros, so n counts a row's terms that can be nonzero; a row that copies one input, 1 a + 0, is
+  exact); underflow adds at most ETA = 2^-149 per product;
 - an affine layer on an input already off by e (elementwise) adds |W| e, and its input's magnitude
   is at most m + e, m = max(|l|, |u|) from sound bounds [l, u] of the exact activations (interval,
   CROWN or tightened bounds: anything sound over the box);
 - ReLU and max-pool are exact in floating point and 1-Lipschitz in the inf-norm: the error passes
   through (max-pool: the largest error of its window); a ReLU whose pre-activation is <= 0 in
   both arithmetics (upper bound u plus error e <= 0) outputs 0 in both: its error is 0;
-- the input itself is rounded to float32: e_0 = u |x| + ETA;
+- the input itself is rounded to float32: e_0 = u |x| + ETA (0 where x is 0);
 - tighter, since signs cancel: the float32 logits differ from the exact ones by sum_k M_k delta_k,
   delta_k the rounding of layer k (bounded as above) and M_k the product of the later layers' W
   with each ReLU's slope s in [0, 1] (1 or 0 where the neuron is stable in both arithmetics; a
@@ -60,16 +61,18 @@ def gamma(n: Tensor | int) -> Tensor:
 
 def _local_error(op: Affine, w_abs: Tensor, mag: Tensor, err: Tensor) -> Tensor:
     """The rounding of one affine layer itself: gamma_n (|W| (m + e) + |b|) + p ETA, n the row's
-    terms (p products, plus the bias unless it is 0); 0 for a row that copies one input (1 a + 0).
+    terms (p products whose weight and input can be nonzero, plus the bias unless it is 0); 0 for a
+    row that copies one input (1 a + 0).
 
     Args: w_abs |W| (n_out, n_in); mag (B, n_in) bound on |exact input|; err (B, n_in) bound on
         |float32 - exact input|.
     Returns: (B, n_out).
     """
-    products = (w_abs != 0).sum(1).to(DTYPE)
+    nonzero = (w_abs != 0).to(DTYPE)
+    products = ((mag + err) > 0).to(DTYPE) @ nonzero.T
     n = products + (op.bias != 0).to(DTYPE)
     local = gamma(n) * ((mag + err) @ w_abs.T + op.bias.abs()) + products * ETA
-    copy = (products == 1) & (op.bias == 0) & (w_abs.amax(1) == 1)
+    copy = (nonzero.sum(1) == 1) & (op.bias == 0) & (w_abs.amax(1) == 1)
     return local * ~copy
 
 
@@ -82,7 +85,8 @@ def _forward(net: Net, box: Box, per_op: list[Box]) -> tuple[Tensor, Tensor, lis
     pass needs (affine: (part, |W|, local error) per part; ReLU: dead, active masks; max-pool: the
     window's argmax of the lower bounds and whether it decides the window in both arithmetics).
     Returns (error (B, K), the input's rounding (B, in_dim), steps)."""
-    err = U * _magnitude(box) + ETA
+    mag = _magnitude(box)
+    err = (U * mag + ETA) * (mag > 0)  # 0 converts exactly
     first, steps, inp = err, [], box
     for i, op in enumerate(net.ops):
         if isinstance(op, Affine):
