@@ -53,19 +53,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                          "refusing to overwrite it. Fix: pass --out DIR to train into another zoo, or --force")
     teacher, teacher_info = None, None
     if get_method(cfg.method).uses_teacher:
-        stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
-        teacher, tmeta = load_from(stem)
+        t_stem = strip_ext(args.teacher) if args.teacher else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
+        teacher, tmeta = load_from(t_stem)
         if tmeta["config"].get("eps_units") != cfg.eps_units.value:
-            raise SystemExit(f"the teacher {stem} was trained with eps in {tmeta['config'].get('eps_units')} units, "
+            raise SystemExit(f"the teacher {t_stem} was trained with eps in {tmeta['config'].get('eps_units')} units, "
                              f"this student in {cfg.eps_units.value} units. Fix: pass --eps-units "
                              f"{tmeta['config'].get('eps_units')} or a teacher of the same reading (--teacher)")
-        weights = with_ext(stem, ".safetensors").read_bytes()
+        weights = with_ext(t_stem, ".safetensors").read_bytes()
         root = Path(__file__).resolve().parent.parent  # a teacher inside the checkout: its repository path
-        shown = stem.resolve().relative_to(root) if stem.resolve().is_relative_to(root) else stem
+        shown = t_stem.resolve().relative_to(root) if t_stem.resolve().is_relative_to(root) else t_stem
         teacher_info = {"path": str(shown), "sha256": hashlib.sha256(weights).hexdigest(),
                         "clean_acc": tmeta["clean_acc"], "profile": tmeta["config"]["profile"]}
-    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else (
-        _checkpoint_root() / f"{cfg.dataset.value}-{cfg.name}-{cfg.profile.value}-{cfg.fingerprint()}")
+    run = f"{cfg.dataset.value}-{cfg.name}-{cfg.profile.value}-{cfg.fingerprint()}"
+    if teacher_info:  # a student's checkpoints belong to its teacher too: another teacher, another run
+        run += f"-t{teacher_info['sha256'][:12]}"
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else _checkpoint_root() / run
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"training {cfg.dataset.value}/{cfg.name} ({cfg.profile.value} profile), checkpoints in {ckpt}")

@@ -142,3 +142,34 @@ def test_train_never_overwrites_a_model_of_another_config(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "refusing to overwrite" in err and "epochs" in err and "--force" in err
+
+
+def test_a_student_is_saved_under_its_own_name_and_its_teacher_is_left_alone(tmp_path, monkeypatch, capsys):
+    """train writes <out>/<dataset>/<student>.safetensors and never touches the teacher's files; the
+    student's checkpoints are named by its teacher too (training itself is replaced by a stub here)."""
+    import hashlib
+    import importlib
+
+    from fkd.__main__ import main
+    from fkd.config import train_config
+    from fkd.models import architecture, make_model
+    from fkd.train import TrainResult
+    from fkd.zoo import save_model
+
+    save_model(make_model("mnist", "teacher"), architecture("mnist", "teacher"),
+               {"config": train_config("mnist", "rt").to_dict(), "clean_acc": 90.0}, tmp_path / "mnist" / "rt")
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "mnist").iterdir()}
+    seen = {}
+
+    def stub(cfg, *, teacher, checkpoint_dir, **kw):
+        seen["ckpt"] = checkpoint_dir
+        return TrainResult(make_model("mnist", "student"), {"config": cfg.to_dict(), "clean_acc": 50.0,
+                                                            "best_epoch": 1, "epochs_run": 1, "status": "completed"})
+
+    monkeypatch.setattr(importlib.import_module("fkd.train"), "train", stub)  # the module, not fkd.train()
+    monkeypatch.setenv("FKD_CHECKPOINTS", str(tmp_path / "ck"))
+    assert main(["train", "--dataset", "mnist", "--method", "sd", "--profile", "quick", "--epochs", "1",
+                 "--out", str(tmp_path), "--teacher", str(tmp_path / "mnist" / "rt"), "--quiet"]) == 0
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "mnist").iterdir()}
+    assert {k: after[k] for k in before} == before and {"sd-a0.5.safetensors", "sd-a0.5.json"} <= set(after)
+    assert f"-t{before['rt.safetensors'][:12]}" in str(seen["ckpt"])
