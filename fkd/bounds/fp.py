@@ -31,7 +31,7 @@ modes such as TF32 convolutions on recent GPUs, or Winograd / FFT convolutions, 
 at least the absolute floor ``FP_MARGIN`` (which covers the float64 rounding of the bound
 computations themselves, about 1e-12 on these networks). A logit difference d_ij = z_j - z_i
 takes the margins of both logits (``pair_margin``). Being a worst case over every rounding, the
-bound is far above the error one observes (on the shipped zoo 2e-4 to 8e-2 logits against 2e-7 to
+bound is far above the error one observes (on the shipped zoo 1e-4 to 8e-2 logits against 2e-7 to
 6e-6 observed between float32 and float64 forwards, growing with eps as more ReLUs turn unstable).
 Not covered: the float32 rounding of the softmax itself (about (K + 3) u per probability).
 """
