@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,9 +62,11 @@ def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method, 
     assert meta["config"]["eps_units"] == units
     assert meta["config"]["dataset"] == dataset.value and meta["config"]["method"] == method.value
     assert meta["config"]["profile"] == "full"
-    # a "full" model was trained with exactly the paper's settings (plus the recorded choices)
+    # a "full" model was trained with exactly the paper's settings (plus the recorded choices: whether
+    # the network trained behind the loader's normalisation)
     assert TrainConfig.from_dict(meta["config"]) == train_config(dataset, method, seed=meta["seed"],
-                                                                 eps_units=meta["config"]["eps_units"])
+                                                                 eps_units=meta["config"]["eps_units"],
+                                                                 input_norm=meta["config"].get("input_norm", False))
     for key in ("seed", "wall_time_s", "epochs_run", "record", "history", "status"):
         assert key in meta
     assert meta["record"]["packages"]["torch"]
@@ -71,6 +74,23 @@ def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method, 
         teacher = with_ext(model_path(dataset, "rt", units=units), ".safetensors")
         assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
     x, y = load_split(dataset, train=False)
+    assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
+
+
+@pytest.mark.parametrize("stem", sorted((Path(__file__).resolve().parent.parent / "results" / "units" /
+                                         "zoo-input-norm").glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_the_input_norm_zoo_holds_the_papers_settings_and_its_recorded_accuracy(stem):
+    """The zoo retrained behind the normalisation: the paper's settings with input_norm, students
+    distilled from its own teacher byte for byte, the recorded clean accuracy true of the saved model."""
+    model, meta = load_from(strip_ext(stem))
+    cfg = meta["config"]
+    assert cfg["input_norm"] is True and cfg["eps_units"] == "normalised" and cfg["profile"] == "full"
+    assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg.get("alpha"),
+                                                      seed=meta["seed"], eps_units="normalised")
+    if cfg["method"] != "rt":
+        teacher = stem.parent / "rt.safetensors"
+        assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    x, y = load_split(cfg["dataset"], train=False)
     assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
 
 
@@ -93,7 +113,8 @@ def test_every_zoo_model_states_honestly_how_its_run_ended():
         assert (cfg["eps_units"] == "pixel") == (stem.parent.parent.name == "pixel")  # each in its reading's zoo
         if cfg["profile"] == "full":  # never a shortened run passed off as the paper's settings
             assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg["alpha"],
-                                                              seed=cfg["seed"], eps_units=cfg["eps_units"])
+                                                              seed=cfg["seed"], eps_units=cfg["eps_units"],
+                                                              input_norm=cfg.get("input_norm", False))
         assert planned == cfg["epochs"]
         assert len(meta["history"]) == run and 1 <= meta["best_epoch"] <= run
         assert meta["clean_acc"] == max(h["test_acc"] for h in meta["history"][cfg["eps_warmup_epochs"]:] or
