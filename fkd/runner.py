@@ -129,7 +129,8 @@ def check_out(out: Path, fingerprint: str, config: dict[str, Any], fix: str,
     path = out / "config.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if old and old.get("fingerprint") != fingerprint:
-        held = {k: v for k, v in (old.get("config") or {}).items() if config.get(k) != v}
+        before = old.get("config") or {}
+        held = {k: before.get(k) for k in sorted(set(before) | set(config)) if config.get(k) != before.get(k)}
         raise ValueError(f"{out} holds results of a different run (it differs in {held}). "
                          f"Fix: {fix}, or delete {out}.")
     known = dict(old.get("models") or {})

@@ -27,6 +27,11 @@ from .metrics import PAPER_ATTACK, Attack, emplb
 from .runner import check_out, locked, merge_part, read_part, run_growing, task_generator, write_csv_atomic
 from .units import pixel_label, radius, resolve_units
 
+#: The float32 margin of the bounds a run's rows were computed with: ``derived`` (``fkd.bounds.fp``,
+#: per logit from the forward error analysis; every run computed now) or ``constant`` (1e-5, the
+#: runs made before it; they are read and restored as such, but never grown: their rows would mix).
+FP_MARGINS = ("derived", "constant")
+
 #: a bound may never sit below the attack's value; beyond this slack a violation is a bug and is raised
 SOUNDNESS_TOL = 1e-6
 
@@ -56,9 +61,12 @@ class VerifyConfig:
     agreement: bool = False
     units: EpsUnits | None = None
     domain: Domain = Domain.CLAMPED
+    fp_margin: str = "derived"
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
+        if self.fp_margin not in FP_MARGINS:
+            raise ValueError(f"unknown fp_margin {self.fp_margin!r}; choose one of: {', '.join(FP_MARGINS)}")
         object.__setattr__(self, "dataset", d)
         object.__setattr__(self, "units", resolve_units(self.units, d))
         object.__setattr__(self, "domain", parse(Domain, self.domain))
@@ -103,6 +111,8 @@ class VerifyConfig:
             keep.pop("units")
         if self.domain is Domain.CLAMPED:  # and the clamped runs made before the plain ball existed
             keep.pop("domain")
+        if self.fp_margin == "constant":  # and the runs made with the constant float margin
+            keep.pop("fp_margin")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def images(self) -> list[int]:
@@ -215,6 +225,9 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
 
     from .zoo import weights_sha256
 
+    if cfg.fp_margin != "derived":
+        raise ValueError("rows with the constant float margin are read and restored, never computed: the bounds "
+                         "carry the derived margin (fkd.bounds.fp). Fix: verify into a new --out")
     out = Path(out)
     models = {m: weights_sha256(cfg.dataset, m, cfg.units) for m in ("rt", *cfg.students)}
     with locked(out):
@@ -267,7 +280,7 @@ def restore(published: Path | str, out: Path | str) -> int:
             raise FileNotFoundError(f"{published / name} not found: restore takes a directory written by "
                                     f"`python -m fkd verify --export DIR` (results/certified/<dataset>)")
     meta = json.loads((published / "config.json").read_text())
-    cfg = VerifyConfig(**{"units": EpsUnits.PIXEL, **meta["config"]})  # configs without units predate the
+    cfg = VerifyConfig(**{"units": EpsUnits.PIXEL, "fp_margin": "constant", **meta["config"]})  # configs without units predate the
     # normalised reading: they were all pixel-unit runs
     check_out(out, meta["fingerprint"], meta["config"], "restore into an empty directory or one of the same run")
     rows = pd.read_csv(published / "verify.csv.gz", dtype=str, keep_default_na=False)

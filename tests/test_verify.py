@@ -1,6 +1,7 @@
 """The verification driver: shards, merge, resume, and the soundness guard (shipped MNIST zoo, CROWN)."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -173,3 +174,22 @@ def test_rows_name_their_units_and_domain(tmp_path):
     assert (plain.emplb <= plain.faithub_tight + 1e-6).all()
     with pytest.raises(ValueError, match="choose another --out"):
         verify(cfg(**small, units="pixel"), tmp_path / "c", progress=False)  # a run keeps its reading
+
+
+def test_a_run_with_the_constant_float_margin_is_restored_but_never_grown(tmp_path):
+    """Published rows computed with the constant 1e-5 margin keep their fingerprint when restored; a
+    run of today's bounds (the derived margin) refuses to mix its rows into them, naming fp_margin."""
+    from fkd.verify import VerifyConfig, restore, verify
+
+    published = Path(__file__).resolve().parent.parent / "results" / "certified" / "mnist"
+    meta = json.loads((published / "config.json").read_text())
+    assert "fp_margin" not in meta["config"]
+    old = VerifyConfig(**{"units": "pixel", "fp_margin": "constant", **meta["config"]})
+    assert old.fingerprint() == meta["fingerprint"]
+    out = tmp_path / "run"
+    restore(published, out)
+    cfg = VerifyConfig(**{**meta["config"], "units": "pixel", "n_images": 1})
+    with pytest.raises(ValueError, match="fp_margin"):
+        verify(cfg, out, progress=False)
+    with pytest.raises(ValueError, match="never computed"):
+        verify(old, tmp_path / "other", progress=False)
