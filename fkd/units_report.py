@@ -250,7 +250,7 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     """One paragraph computed from the rows: each reading's share of reproduced cells and the
     teacher's distance to the paper, and which reading the evidence supports."""
     d = parse(Dataset, dataset)
-    from .teacher_runs import teacher_table
+    from .teacher_runs import VARIANTS, teacher_table
 
     sh = shares(d, results)
     t = teacher_table(d, results)
@@ -258,9 +258,11 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     for units in [u for u in READINGS if u in set(sh.index.get_level_values(0))]:
         bits = [f"{int(r.within)} of {int(r.cells)} {tab.replace('table', 'Table ')} cells ({r.share:g} %)"
                 for (u, tab), r in sh.iterrows() if u == units]
-        dist = float(t[units]["diff"].abs().mean()) if units in t.columns.levels[0] else float("nan")
-        parts.append(f"read in {units} units, {' and '.join(bits)} are within tolerance and the teacher is "
-                     f"{dist:.1f} points from the paper on average")
+        label = VARIANTS.get(units, units)  # the reading's teacher among the published ones
+        reading = "in normalised units behind the normalisation" if units == "input-norm" else f"in {units} units"
+        dist = f"{float(t[label]['diff'].abs().mean()):.1f}" if label in t.columns.levels[0] else "an unknown number of"
+        parts.append(f"read {reading}, {' and '.join(bits)} are within tolerance and the teacher is "
+                     f"{dist} points from the paper on average")
     choice = chosen_reading(d, results)
     verdict = (f" The evidence supports the {choice.value} reading." if choice is not None else
                " Only one reading has been evaluated so far.")
