@@ -9,6 +9,7 @@ from torch import nn
 from fkd import load_model
 from fkd.config import PAPER_HPARAMS, Dataset, Method, TrainConfig, train_config
 from fkd.data import load_split
+from fkd.losses import get_method
 from fkd.metrics import clean_accuracy
 from fkd.models import architecture, make_model
 from fkd.zoo import ZooError, list_zoo, load_from, model_path, save_model, strip_ext, with_ext, zoo_dir
@@ -87,9 +88,11 @@ def test_the_input_norm_zoo_holds_the_papers_settings_and_its_recorded_accuracy(
     assert cfg["input_norm"] is True and cfg["eps_units"] == "normalised" and cfg["profile"] == "full"
     assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg.get("alpha"),
                                                       seed=meta["seed"], eps_units="normalised")
-    if cfg["method"] != "rt":
+    if get_method(cfg["method"]).uses_teacher:  # TFKD distils no teacher
         teacher = stem.parent / "rt.safetensors"
         assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    else:
+        assert meta["teacher"] is None
     x, y = load_split(cfg["dataset"], train=False)
     assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
 
