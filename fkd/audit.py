@@ -213,13 +213,8 @@ def load_images(cfg: AuditConfig) -> tuple[torch.Tensor, torch.Tensor | None, li
 
 
 def pixel_radius(cfg: AuditConfig, eps: float):
-    """The pixel radius of ``eps`` (float, or (C, 1, 1) per channel): ``fkd.units.radius`` for a dataset."""
-    if cfg.dataset is not None:
-        return radius(eps, cfg.units, cfg.dataset, cfg.std)
-    if cfg.units is EpsUnits.PIXEL:
-        return float(eps)
-    std = cfg.std
-    return float(eps) * std[0] if len(set(std)) == 1 else torch.tensor([eps * s for s in std]).view(-1, 1, 1)
+    """The pixel radius of ``eps`` (float, or (C, 1, 1) per channel), by ``fkd.units.radius``."""
+    return radius(eps, cfg.units, cfg.dataset, cfg.std)
 
 
 class Pair(NamedTuple):
@@ -323,7 +318,7 @@ def audit(cfg: AuditConfig, out: Path | str, *, workers: int = 1, scheduler: str
     from .provenance import record
 
     out = Path(out)
-    pair, x, _, _ = load_pair(cfg)  # refuses a bad pair before anything is written
+    pair, x, _, _ = _pair(json.dumps(cfg.to_dict(), sort_keys=True))  # refuses a bad pair before anything is written
     with locked(out):
         files = {"teacher": pair.teacher._asdict(), "student": pair.student._asdict()}
         for f in files.values():

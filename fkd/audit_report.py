@@ -200,7 +200,7 @@ def _table(df: pd.DataFrame, caption: str) -> str:
         return f"{v:.3g}" if isinstance(v, float) and v < 1 else (f"{v:.1f}" if isinstance(v, float) else v)
 
     body = df.map(fmt).to_html(index=False, na_rep="–", border=0)
-    return body.replace("<table", "<table", 1).replace("</table>", f"<caption>{html.escape(caption)}</caption></table>", 1)
+    return body.replace("</table>", f"<caption>{html.escape(caption)}</caption></table>", 1)
 
 
 def write_report(out: Path | str, slice_figure: bool = True) -> Path:

@@ -70,24 +70,28 @@ def resolve_units(units: EpsUnits | str | None, dataset: Dataset | str) -> EpsUn
     return default_units(dataset) if units is None else parse(EpsUnits, units)
 
 
-def radius(eps: float, units: EpsUnits | str, dataset: Dataset | str,
+def radius(eps: float, units: EpsUnits | str, dataset: Dataset | str | None,
            std: tuple[float, ...] | None = None) -> Radius:
     """The pixel radius of ``eps`` read in ``units`` on ``dataset``.
 
     Args:
         eps: the nominal radius, >= 0, in ``units``.
+        dataset: None for images of no known dataset (a user's own; normalised units then need ``std``).
         std: per-channel std of the normalisation (default ``STD[dataset]``); only with normalised.
 
     Returns:
         A float (one radius for all channels) or a float32 tensor (C, 1, 1) of per-channel radii.
     """
-    units, dataset = parse(EpsUnits, units), parse(Dataset, dataset)
+    units = parse(EpsUnits, units)
+    dataset = None if dataset is None else parse(Dataset, dataset)
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     if units is EpsUnits.PIXEL:
         if std is not None:
             raise ValueError("std is the normalisation of the normalised reading; pixel radii take none")
         return float(eps)
+    if std is None and dataset is None:
+        raise ValueError("eps in normalised units on images of no known dataset needs their std (--std)")
     std = tuple(STD[dataset] if std is None else std)
     if not std or any(not (s > 0) for s in std):
         raise ValueError(f"std must be positive per channel, got {std}")

@@ -224,3 +224,13 @@ def test_an_attack_study_attacks_every_student_at_the_radius_of_its_eps():
     assert set(df.eps_pixel) == {pixel_label(radius(0.02, "normalised", "mnist"))}
     # at a pixel radius of 0.006 these students stay close to their teacher: a wrong radius shows here
     assert df.value.max() < 0.5
+
+
+def test_radius_of_images_of_no_known_dataset_needs_their_std():
+    from fkd.units import radius
+
+    assert radius(0.1, "normalised", None, (0.5,)) == pytest.approx(0.05)
+    assert radius(0.1, "pixel", None) == 0.1
+    assert radius(0.1, "normalised", None, (0.5, 0.25)).reshape(-1).tolist() == pytest.approx([0.05, 0.025])
+    with pytest.raises(ValueError, match="std"):
+        radius(0.1, "normalised", None)
