@@ -42,7 +42,7 @@ site-check: book chromium
 
 # The README's picture of the Motivation page, as headless Chromium shows it.
 screenshot: book chromium
-	$(PY) -c "from fkd.site import screenshot; screenshot('_build/html/book/motivation.html', 'book/_static/motivation-page.png')"
+	$(PY) -c "from fkd.book.site import screenshot; screenshot('_build/html/book/motivation.html', 'book/_static/motivation-page.png')"
 
 # Full-profile evaluation of the shipped zoo (the paper's 1000/1000/100 images) into results/empirical.
 evaluate: setup

@@ -1,4 +1,4 @@
-"""How tight can eq. 11 be at all? Floors of FAITHUB from PGD on the MNIST zoo (issue 4).
+"""How tight can eq. 11 be at all? Floors of FAITHUB from PGD on the MNIST zoo.
 
 FAITHUB (eqs. 9-11) bounds teacher and student *separately*: eq. 11 takes the largest
 ub_t,i - lb_s,i (or ub_s,i - lb_t,i), each bound possibly reached at a different point of the

@@ -1,4 +1,4 @@
-"""FAITHUB speed and tightness on the MNIST zoo (issue 4): seconds per (image, student) and
+"""FAITHUB speed and tightness on the MNIST zoo: seconds per (image, student) and
 FAITHUB / EMPLB (ratio of means over images) per bound configuration, single thread.
 
 Configurations (teacher rt against each student):
@@ -19,7 +19,7 @@ Configurations (teacher rt against each student):
     ref-lp         CROWN tight, then LP only on the pairs deciding eq. 11 (``faithub_refined``)
     ref-milp       ref-lp, then MILP on the deciding pairs within a per-image budget
     ref-*-t        the same after progressive LP tightening of the intermediate layers
-    joint          ``ours`` then joint mode (issue 7: teacher and student at one shared x, cross
+    joint          ``ours`` then joint mode (beyond the paper: teacher and student at one shared x, cross
                    bounds by LP on the joint network, ``ImageBounds.joint``); seconds include ours
 The ref-* configurations share the teacher's refined bounds between the students of an image (as
 an evaluation does); its cost is charged to the first student that needs it.

@@ -1,14 +1,24 @@
-"""fkd: faithful knowledge distillation, as an executable book."""
+"""fkd: faithful knowledge distillation, as an executable book.
+
+The paper's verbs, from the library (``fkd.zoo``, ``fkd.data``, ``fkd.attacks``, ``fkd.metrics``,
+``fkd.bounds``, ``fkd.train``) and the experiments (``fkd.experiments``)::
+
+    teacher, student = fkd.load_model("mnist", "rt"), fkd.load_model("mnist", "fd")
+    x, y, idx = fkd.eval_subset("mnist", n=100)
+    fkd.emplb(teacher, student, x, 0.1)           # empirical lower bound on delta* (eq. 8)
+    fkd.faithub(teacher, student, x[0], 0.1)      # certified upper bound on delta* (eq. 11)
+
+Importing the package loads these names and nothing else; it writes nothing.
+"""
 from .attacks import pgd
-from .config import Dataset, Method, Profile, TrainConfig, train_config
+from .bounds.delta import faithub
 from .data import eval_subset
-from .evaluate import eval_config, evaluate
-from .losses import get_method
+from .experiments.evaluate import evaluate
+from .experiments.verify import verify
 from .metrics import agreement, emplb
-from .models import make_model
 from .train import train
 from .zoo import list_zoo, load_model
 
-__all__ = ["Dataset", "Method", "Profile", "TrainConfig", "train_config", "eval_subset", "get_method",
-           "make_model", "pgd", "train", "list_zoo", "load_model", "agreement", "emplb", "eval_config", "evaluate"]
+__all__ = ["load_model", "list_zoo", "eval_subset", "pgd", "emplb", "agreement", "faithub", "train", "evaluate",
+           "verify"]
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ class Method(str, enum.Enum):
     ARD = "ard"      # adversarially robust distillation (eq. 4)
     RSLAD = "rslad"  # robust soft label adversarial distillation (eq. 5)
     FD = "fd"        # faithful distillation (eq. 12)
-    # related methods (issue 8; not in the paper, our hyper-parameters in RELATED_HPARAMS)
+    # related methods (not in the paper; our hyper-parameters in RELATED_HPARAMS)
     KDIGA = "kdiga"    # distillation + input-gradient alignment (Shao et al. 2021)
     TFKD = "tfkd"      # adversarial teacher-free distillation, manually designed virtual teacher
     FDBOTH = "fdboth"  # FD with a KL (not CE) term at the clean point: KL at both points
@@ -93,7 +93,7 @@ PAPER_HPARAMS: dict[tuple[Dataset, Method], tuple[float | None, float, float, fl
     (Dataset.CIFAR10, Method.FD): (2, 0.0, 0.1, 0.1 / 32, 1.0),
 }
 
-#: Our choices for the related methods (issue 8), NOT the paper's: same layout as PAPER_HPARAMS.
+#: Our choices for the related methods (KDIGA, TFKD, FDBOTH), NOT the paper's: same layout as PAPER_HPARAMS.
 #: lr and weight decay are FD's of each dataset; KDIGA's T and alpha are FD's (its KL is SD's, at the
 #: clean point); TFKD's T = 20 softens the virtual teacher (the notes give no value) and its alpha
 #: weighs the virtual-teacher KL against the adversarial CE; FDBOTH is FD's row (on CIFAR-10, alpha 1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,9 +17,7 @@ import torch
 from torch import Tensor
 
 from .config import Dataset, parse
-
-REPO = Path(__file__).resolve().parent.parent
-SUBSET_DIR = Path(__file__).resolve().parent / "subsets"
+from .paths import ROOT as REPO, SUBSETS as SUBSET_DIR, data_dir, shared_data_candidates
 #: Size of the fixed evaluation subsets (spec.md, "Evaluation protocol").
 EVAL_SUBSET_SIZE = {Dataset.MNIST: 1000, Dataset.FASHION_MNIST: 1000, Dataset.CIFAR10: 100}
 EVAL_SUBSET_SEED = 0
@@ -32,19 +29,10 @@ class DataError(RuntimeError):
     """A dataset is missing or corrupt; the message names the dataset, the place and the fix."""
 
 
-def data_dir() -> Path:
-    """The writable data directory: ``$FKD_DATA``, else ``<repo>/data``."""
-    return Path(os.environ.get("FKD_DATA", REPO / "data")).expanduser().resolve()
-
-
 def shared_data_dir() -> Path | None:
     """The read-only offline copy, if there is one: ``$FKD_SHARED_DATA`` when set (set it empty to
     use none), else ``../shared/data`` beside the repository or the working directory."""
-    if "FKD_SHARED_DATA" in os.environ:
-        candidates = [os.environ["FKD_SHARED_DATA"]]
-    else:
-        candidates = [REPO.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for c in candidates:
+    for c in shared_data_candidates():
         if c and Path(c).is_dir():
             return Path(c).resolve()
     return None

@@ -1,6 +1,6 @@
 """The method registry: name -> pure loss of logits, and the inner maximisation it needs.
 
-Losses follow spec.md (eqs. 1, 4, 5 and 12); the related methods (issue 8, not in the paper) are
+Losses follow spec.md (eqs. 1, 4, 5 and 12); the related methods (KDIGA, TFKD, FDBOTH; not in the paper) are
 KDIGA (Shao et al. 2021: SD's loss plus the alignment of the input gradients of the CE of student
 and teacher), adversarial teacher-free distillation TFKD (a manually designed virtual teacher,
 Yuan et al. 2019, in the adversarial variant of the notes) and FDBOTH (FD's loss with a KL instead
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attacks import CrossEntropy, KLDivergence, Objective
-from .config import Method, parse
+from .config import Method, hparams, model_name, parse
 
 AttackKind = Literal["none", "ce", "kl_clean_teacher", "kl_same_point"]
 
@@ -121,13 +121,24 @@ def fdboth_loss(z: Logits, y: Tensor, alpha: float, T: float) -> Tensor:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One registry entry: the loss, the logits it reads and the inner maximisation it needs."""
+    """One row of the method table: the loss, the logits it reads, the inner maximisation it needs,
+    and whether the paper has the method (the related methods are ours to add)."""
     method: Method
     loss: Callable[[Logits, Tensor, float | None, float | None], Tensor]
     attack: AttackKind
     needs: frozenset[str]
     equation: str
     params: tuple[str, ...] = ()  # TrainConfig fields passed to the loss by keyword (fkd.config.RELATED_PARAMS)
+    paper: bool = True
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether training runs an inner maximisation (an attack) per batch."""
+        return self.attack != "none"
+
+    def zoo_name(self, dataset) -> str:
+        """The zoo name of this method at the paper's (or our) alpha on ``dataset``: ``rt``, ``fd-a0.5``."""
+        return model_name(self.method, hparams(dataset, self.method)[4])
 
     @property
     def uses_teacher(self) -> bool:
@@ -159,12 +170,16 @@ REGISTRY: dict[Method, MethodSpec] = {
     Method.RSLAD: MethodSpec(Method.RSLAD, rslad_loss, "kl_clean_teacher", frozenset({_S, _SA, _T}), "eq. 5"),
     Method.FD: MethodSpec(Method.FD, fd_loss, "kl_same_point", frozenset({_S, _SA, _TA}), "eq. 12"),
     Method.KDIGA: MethodSpec(Method.KDIGA, kdiga_loss, "none", frozenset({_S, _T, _SG, _TG}),
-                             "KDIGA, Shao et al. (2021)", ("iga_weight",)),
+                             "KDIGA, Shao et al. (2021)", ("iga_weight",), paper=False),
     Method.TFKD: MethodSpec(Method.TFKD, tfkd_loss, "ce", frozenset({_SA}),
-                            "adversarial Tf-KD_reg (Yuan et al. 2019; notes)", ("true_prob",)),
+                            "adversarial Tf-KD_reg (Yuan et al. 2019; notes)", ("true_prob",), paper=False),
     Method.FDBOTH: MethodSpec(Method.FDBOTH, fdboth_loss, "kl_same_point", frozenset({_S, _SA, _T, _TA}),
-                              "eq. 12 with KL at the clean point"),
+                              "eq. 12 with KL at the clean point", paper=False),
 }
+#: the students of the paper's tables and those of the related methods, as zoo names at each
+#: dataset's alpha (``sd`` reads ``sd-a0.5`` on MNIST); the one place either list is written down
+PAPER_STUDENTS = tuple(m.value for m, spec in REGISTRY.items() if spec.paper and m is not Method.RT)
+RELATED_STUDENTS = tuple(m.value for m, spec in REGISTRY.items() if not spec.paper)
 
 
 def get_method(name: Method | str) -> MethodSpec:

@@ -130,6 +130,24 @@ def agreement(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, at
     return ok
 
 
+def disagreement_point(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: Radius,
+                       attack: Attack | None = PAPER_ATTACK, generator: torch.Generator | None = None) -> Tensor | None:
+    """The PGD point of B_eps(x0) that pushes the student away from the teacher's class at x0.
+
+    Args:
+        x0: one image (C, H, W). attack: None skips the search.
+    Returns:
+        The point (C, H, W), or None when the attack is skipped, eps is 0 or the two networks
+        already disagree at x0 (then no attack is run).
+    """
+    x = x0[None]
+    c_t = predict(teacher, x)
+    if attack is None or not positive(eps) or int(predict(student, x)[0]) != int(c_t[0]):
+        return None
+    x_adv, _ = attack.run(Disagreement(student, teacher, c_t), x, eps, generator)
+    return x_adv[0]
+
+
 class Emplb(NamedTuple):
     """EMPLB per image: ``value`` (N,) = ||f_t - f_s||_inf at ``point`` (N, C, H, W), the best
     point found; ``by_strategy`` maps each strategy run to its own value (N,)."""

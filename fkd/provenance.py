@@ -5,9 +5,10 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-from pathlib import Path
 
 import torch
+
+from .paths import PACKAGE
 
 PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "gurobipy", "highspy", "scipy", "pandas", "dask",
             "distributed")
@@ -33,7 +34,7 @@ def machine(device: str | torch.device = "cpu") -> dict[str, str | int]:
 def git_commit() -> str:
     """HEAD's commit, with ``-dirty`` when the working tree has uncommitted changes to tracked files."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True,
+        return subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True,
                               timeout=5).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD") or "unknown"

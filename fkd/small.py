@@ -1,4 +1,4 @@
-"""Small teacher-student pairs on which delta* can be computed exactly (issue 7, part 3).
+"""Small teacher-student pairs on which delta* can be computed exactly.
 
 Branch and bound over input splits (``fkd.bounds.exact``) closes the gap between EMPLB and
 FAITHUB only where the input has few coordinates. A small pair is the paper's MNIST protocol at a

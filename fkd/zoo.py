@@ -8,8 +8,8 @@ ever loaded. ``units=None`` everywhere means the dataset's default reading (``fk
 """
 from __future__ import annotations
 
+import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,7 @@ from torch import nn
 
 from .config import Dataset, EpsUnits, Method, hparams, model_name, parse
 from .models import build
-
-ZOO = Path(__file__).resolve().parent.parent / "zoo"
+from .paths import REFERENCE, zoo_dir
 
 
 class ZooError(LookupError):
@@ -38,10 +37,6 @@ def strip_ext(path: Path | str) -> Path:
         if path.name.endswith(ext):
             return path.parent / path.name[: -len(ext)]
     return path
-
-
-def zoo_dir() -> Path:
-    return Path(os.environ.get("FKD_ZOO", ZOO)).expanduser().resolve()
 
 
 def units_root(units: EpsUnits | str, root: Path | None = None) -> Path:
@@ -128,6 +123,24 @@ def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None
     return load_from(model_path(dataset, method, alpha, root, units))[0]
 
 
+@functools.lru_cache(maxsize=32)
+def cached_model(dataset: Dataset, name: str, units: EpsUnits | None = None, root: str | None = None) -> nn.Sequential:
+    """A zoo model by its zoo name, loaded once per process: the runs' one model loader.
+
+    Args:
+        dataset: a ``Dataset``; name: rt, fd, fd-a0.75, ...; units: the zoo of one reading (None:
+            the dataset's); root: a zoo root (None: ``fkd.paths.zoo_dir()``).
+    Returns:
+        The eval-mode model with its parameters frozen (no gradients); shared, so never train it.
+    """
+    from .config import resolve_model
+
+    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None, units=units)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def weights_sha256(dataset: Dataset | str, name: str, units: EpsUnits | str | None = None,
                    root: Path | None = None) -> str:
     """sha256 of a zoo model's weights file (``name``: rt, fd, fd-a0.75, ...): what a run directory
@@ -183,7 +196,7 @@ def list_zoo(root: Path | None = None, units: EpsUnits | str | None = None,
 
 def paper_clean_accuracy() -> dict[tuple[str, str, float | None], float]:
     """The paper's published clean accuracies, keyed by (dataset, method, alpha)."""
-    path = Path(__file__).resolve().parent / "reference" / "paper_clean_accuracy.csv"
+    path = REFERENCE / "paper_clean_accuracy.csv"
     lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")][1:]
     out = {}
     for ln in lines:

@@ -24,7 +24,7 @@ def pair():
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", [None, "pgd"])
 def test_outcomes_match_a_dense_grid(pair, attack):
-    from fkd.metrics import Attack
+    from fkd.metrics import Attack, disagreement_point
 
     teacher, student = pair
     seen = set()
@@ -33,8 +33,9 @@ def test_outcomes_match_a_dense_grid(pair, attack):
             x0 = torch.tensor([[[a, b]]])
             nt, ns = as_net(teacher, x0.shape), as_net(student, x0.shape)
             for eps in (0.02, 0.1, 0.3):
-                r = certify_agreement(teacher, student, nt, ns, x0, eps, solver="highs",
-                                      attack=Attack(20, 2) if attack else None, generator=torch.Generator().manual_seed(0))
+                point = disagreement_point(teacher, student, x0, eps, Attack(20, 2) if attack else None,
+                                           torch.Generator().manual_seed(0))
+                r = certify_agreement(teacher, student, nt, ns, x0, eps, solver="highs", attack_point=point)
                 _, pts = _grid_delta(teacher, student, x0, eps)
                 with torch.no_grad():
                     grid_disagrees = bool((teacher(pts).argmax(-1) != student(pts).argmax(-1)).any())
@@ -56,9 +57,9 @@ def test_outcomes_match_a_dense_grid(pair, attack):
 
 
 def test_verify_adds_agreement_and_the_table_sandwiches_it(tmp_path):
-    from fkd.evaluate import eval_config, evaluate
-    from fkd.tables import agreement_table
-    from fkd.verify import VerifyConfig, verify
+    from fkd.experiments.evaluate import eval_config, evaluate
+    from fkd.book.tables import agreement_table
+    from fkd.experiments.verify import VerifyConfig, verify
 
     cfg = VerifyConfig("mnist", ("sd", "fd"), (0.05,), 4, agreement=True, time_limit=20)
     rows = verify(cfg, tmp_path / "v", progress=False)

@@ -15,9 +15,9 @@ pytest.importorskip("onnx2torch")
 pytest.importorskip("onnxruntime")
 
 from fkd import onnx_import  # noqa: E402
-from fkd.__main__ import main  # noqa: E402
-from fkd.audit import AuditConfig, audit, load_network, run_task  # noqa: E402
-from fkd.audit_report import summary, write_report  # noqa: E402
+from fkd.cli import main  # noqa: E402
+from fkd.experiments.audit import AuditConfig, audit, load_network, run_task  # noqa: E402
+from fkd.book.audit_report import summary, write_report  # noqa: E402
 from fkd.models import architecture, build  # noqa: E402
 from fkd.onnx_import import ConversionMismatch, NetworkFileError, UnsupportedLayer, convert  # noqa: E402
 
@@ -25,7 +25,7 @@ from fkd.onnx_import import ConversionMismatch, NetworkFileError, UnsupportedLay
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One torch thread: the pair is small, and a second thread only competes with other processes."""
-    from fkd.runner import torch_threads
+    from fkd.experiments.runner import torch_threads
 
     with torch_threads(1):
         yield
@@ -147,10 +147,10 @@ def test_bad_files_and_mismatched_pairs_get_clear_errors(tmp_path, pair_files):
 
 
 def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monkeypatch):
-    from fkd import verify as verify_mod
+    from fkd.experiments import verify as verify_mod
     from fkd.data import eval_subset
     from fkd.metrics import PAPER_ATTACK, emplb
-    from fkd.runner import task_generator
+    from fkd.experiments.runner import task_generator
     from fkd.units import radius
 
     monkeypatch.setenv("FKD_ZOO", str(pair_files["zoo"]))
@@ -220,7 +220,7 @@ def test_the_command_writes_rows_record_and_report_and_resumes(pair_files, tmp_p
 def test_the_report_opens_offline_with_its_figures(pair_files, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from fkd.site import CHROMIUM_ARGS, chromium
+    from fkd.book.site import CHROMIUM_ARGS, chromium
 
     cfg = AuditConfig(str(pair_files["teacher"]), str(pair_files["student"]), dataset="mnist", eps=(0.05, 0.1),
                       units="normalised", n_images=4, agreement=False)

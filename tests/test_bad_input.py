@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from fkd.__main__ import main
+from fkd.cli import main
 from fkd.bounds import as_net, faithub, logit_diff_bounds, output_bounds
 from fkd.bounds.shared import ImageBounds
 from fkd.metrics import Attack, agreement, emplb, robust_correct
-from fkd.verify import VerifyConfig
+from fkd.experiments.verify import VerifyConfig
 
 ATTACK = Attack(2, 1)
 

@@ -1,10 +1,10 @@
-"""The small pairs (fkd.small) and the "Beyond the paper" tables (fkd.beyond): block means, the
+"""The small pairs (fkd.small) and the "Beyond the paper" tables (fkd.book.beyond): block means, the
 shipped pair's models, summaries equal to recomputed means, findings computed from the rows."""
 import pandas as pd
 import pytest
 import torch
 
-import fkd.beyond as beyond
+import fkd.book.beyond as beyond
 from fkd.small import SmallPair, get_pair, load_small, pool_images, small_subset
 
 

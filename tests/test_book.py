@@ -1,12 +1,13 @@
-"""The book's glue (fkd.book), the report's claims (fkd.report), Table 5 and the live demos."""
+"""The book's glue (fkd.book.chapters), the report's claims (fkd.book.report), Table 5 and the live demos."""
 import pandas as pd
 import pytest
 import torch
 
-import fkd.book as book
-from fkd import report, tables
-from fkd.demos import gap_at_training_points, inner_point, loss_table
-from fkd.runner import torch_threads
+import fkd.book.chapters as book
+from fkd.book import report
+from fkd.book import tables
+from fkd.book.demos import gap_at_training_points, inner_point, loss_table
+from fkd.experiments.runner import torch_threads
 
 
 def test_experiment_takes_the_profile_defaults_and_validates():
@@ -114,7 +115,7 @@ def test_torch_threads_restores_the_setting():
 
 
 def test_the_two_readings_never_share_a_run_directory(tmp_path):
-    from fkd import book
+    from fkd.book import chapters as book
 
     default = book.experiment("quick", "mnist", out=tmp_path)
     other = book.experiment("quick", "mnist", out=tmp_path, units="normalised")

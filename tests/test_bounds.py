@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fkd.attacks import forward, pgd
-from fkd.bounds import (FP_MARGIN, Box, Method, SolverUnavailable, Status, as_net, bounds, faithub,
+from fkd.bounds import (FP_MARGIN, Box, BoundMethod, SolverUnavailable, Status, as_net, bounds, faithub,
                         logit_diff_bounds, output_bounds, softmax_bounds)
 from fkd.bounds.crown import crown_bounds, crown_linear
 from fkd.bounds.interval import input_box
@@ -311,7 +311,7 @@ def test_method_names_are_validated(pinned):
         bounds(model, x0, 0.1, method="lp", solver="cplex")
     with pytest.raises(ValueError, match="paper, tight"):
         faithub(model, model, x0, 0.1, mode="loose")
-    assert FP_MARGIN > 0 and Method("crown") is Method.CROWN
+    assert FP_MARGIN > 0 and BoundMethod("crown") is BoundMethod.CROWN
 
 
 # ---- refinement of d_ij (fkd.bounds.refine) ----

@@ -1,8 +1,8 @@
-"""Expected calibration error and reliability data (fkd.calibration), with oracles."""
+"""Expected calibration error and reliability data (fkd.experiments.calibration), with oracles."""
 import pytest
 import torch
 
-from fkd.calibration import N_BINS, calibration_config, ece, ece_of_probs, ece_table, reliability
+from fkd.experiments.calibration import N_BINS, calibration_config, ece, ece_of_probs, ece_table, reliability
 
 
 def test_perfectly_calibrated_synthetic_predictor_has_ece_near_zero(pinned):
@@ -52,7 +52,7 @@ def test_ece_of_probs_and_table_from_rows():
 
 def test_calibration_rows_on_two_images(tmp_path):
     import pandas as pd
-    from fkd.calibration import COLUMNS, calibration_rows
+    from fkd.experiments.calibration import COLUMNS, calibration_rows
     from fkd.metrics import Attack
     cfg = calibration_config("mnist", ["sd"], n_images=2)
     cfg = type(cfg)(**{**cfg.__dict__, "attack": Attack(steps=3, restarts=1)})

@@ -72,7 +72,7 @@ def test_bad_values_are_one_line_errors_not_tracebacks(tmp_path):
 
 
 def test_zero_images_and_unknown_units_are_refused(tmp_path):
-    from fkd.__main__ import main
+    from fkd.cli import main
 
     assert main(["verify", "--dataset", "mnist", "--n-images", "0", "--out", str(tmp_path / "v")]) == 2
     assert not (tmp_path / "v").exists()
@@ -81,7 +81,7 @@ def test_zero_images_and_unknown_units_are_refused(tmp_path):
 
 
 def test_missing_directories_and_unwritable_out_are_clear_errors(tmp_path):
-    from fkd.__main__ import main
+    from fkd.cli import main
 
     assert main(["verify", "--restore", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v")]) == 2
     assert main(["verify", "--merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "v")]) == 2
@@ -100,7 +100,7 @@ def test_help_shows_every_default():
 def test_help_shows_every_default_once(capsys):
     """Options with a default name it in --help (verify's method, seed and workers were invisible),
     enum defaults by their command-line value, and no option says "(default: ...)" twice."""
-    from fkd.__main__ import main
+    from fkd.cli import main
 
     def options(command: str) -> dict[str, str]:
         with pytest.raises(SystemExit):
@@ -128,7 +128,7 @@ def test_help_shows_every_default_once(capsys):
 def test_train_never_overwrites_a_model_of_another_config(tmp_path, capsys):
     """A finished model of the same config is kept (nothing retrained); one of another config is
     refused without --force, naming what differs."""
-    from fkd.__main__ import main
+    from fkd.cli import main
     from fkd.config import train_config
 
     stem = tmp_path / "mnist" / "sd-a0.5"
@@ -150,7 +150,7 @@ def test_a_student_is_saved_under_its_own_name_and_its_teacher_is_left_alone(tmp
     import hashlib
     import importlib
 
-    from fkd.__main__ import main
+    from fkd.cli import main
     from fkd.config import train_config
     from fkd.models import architecture, make_model
     from fkd.train import TrainResult

@@ -2,8 +2,8 @@
 first sentence of its opening paragraph."""
 import json
 
-from fkd.contents import contents, opening, toc_entries
-from fkd.reproduce import ROOT
+from fkd.book.contents import contents, opening, toc_entries
+from fkd.book.reproduce import ROOT
 
 
 def test_every_chapter_of_the_toc_is_listed_with_what_it_shows():

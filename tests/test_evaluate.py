@@ -4,11 +4,11 @@ import json
 import pandas as pd
 import pytest
 
-from fkd.__main__ import main
-from fkd.attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
-from fkd.evaluate import COLUMNS, EvalConfig, eval_config, evaluate, load_results, plan
+from fkd.cli import main
+from fkd.experiments.attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
+from fkd.experiments.evaluate import COLUMNS, EvalConfig, eval_config, evaluate, load_results, plan
 from fkd.metrics import Attack
-from fkd.tables import emplb_table, paper_table, table1, table3
+from fkd.book.tables import emplb_table, paper_table, table1, table3
 
 SMALL = dict(students=("sd", "fd"), eps=(0.0, 0.1), n_images=8, attack=Attack(3, 1), chunk_size=4)
 
@@ -129,8 +129,8 @@ def test_cli_evaluate_prints_table1_and_resumes(tmp_path, capsys):
 
 
 def test_export_publishes_compressed_rows_records_and_tables(tmp_path):
-    from fkd.evaluate import export
-    from fkd.tables import fidelity_table, strategy_table
+    from fkd.book.publish import export_empirical as export
+    from fkd.book.tables import fidelity_table, strategy_table
 
     df = evaluate(small(), tmp_path / "run", progress=False)
     dest = export(tmp_path / "run", tmp_path / "pub")
@@ -147,7 +147,7 @@ def test_export_publishes_compressed_rows_records_and_tables(tmp_path):
 
 
 def test_ordering_flips_counts_changed_rankings():
-    from fkd.attack_study import ordering_flips
+    from fkd.experiments.attack_study import ordering_flips
 
     rows = []
     # image 0: a < b at 50 steps but a > b at 1 step (a flip); image 1: a < b at both; image 2: a tie at 1 step
@@ -161,7 +161,7 @@ def test_ordering_flips_counts_changed_rankings():
 
 def test_the_teacher_alone_is_evaluated_and_published(tmp_path):
     """No students: the teacher's Table 1 row (robust accuracy per eps) and nothing that needs a pair."""
-    from fkd.evaluate import export
+    from fkd.book.publish import export_empirical as export
 
     cfg = small(students=(), units="normalised", n_images=4)
     df = evaluate(cfg, tmp_path / "run", progress=False)

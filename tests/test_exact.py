@@ -59,7 +59,7 @@ def test_children_of_a_box_bound_at_most_their_parent_and_cover_samples(pinned):
 
 @pytest.mark.slow
 def test_exact_study_rows_keep_the_sandwich(tmp_path, pinned):
-    from fkd.exact_study import ExactConfig, exact_study
+    from fkd.experiments.exact_study import ExactConfig, exact_study
     from fkd.metrics import Attack
     cfg = ExactConfig(pair="mnist-7x7", students=("fd",), eps=(0.02,), n_images=1, time_limit=2,
                       attack=Attack(10, 1), bound_method="crown", global_time_limit=5)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fkd.present import DASH, MISSING_NOTE, figure, min_font_pt, records, table
+from fkd.book.present import DASH, MISSING_NOTE, figure, min_font_pt, records, table
 
 
 def test_a_table_for_readers():
@@ -72,7 +72,7 @@ def test_a_figure_is_glued_only_if_it_reads_at_the_page_width():
 def test_legible_fits_a_figure_to_the_column():
     import matplotlib.pyplot as plt
 
-    from fkd.present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(1, 4, figsize=(15, 3))
     for ax in axes:

@@ -1,11 +1,11 @@
-"""All methods on one page (fkd.related): joins, tables and the overview on synthetic published runs."""
+"""All methods on one page (fkd.book.related): joins, tables and the overview on synthetic published runs."""
 import json
 
 import pandas as pd
 import pytest
 
-import fkd.related as rel
-from fkd import tables
+import fkd.book.related as rel
+from fkd.book import tables
 
 
 def _emp(students, images, eps=(0.0, 0.1)):

@@ -1,4 +1,4 @@
-"""The related methods of issue 8 (KDIGA, adversarial TFKD, FDBOTH): losses, config, trainer, zoo."""
+"""The related methods (KDIGA, adversarial TFKD, FDBOTH): losses, config, trainer, zoo."""
 import json
 
 import pytest

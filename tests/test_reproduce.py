@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from fkd.reproduce import ChapterFailed, chapters, reproduce
+from fkd.book.reproduce import ChapterFailed, chapters, reproduce
 
 
 def _notebook(path, body):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fkd.runner import check_out, invocation, locked, merge_part, read_part
+from fkd.experiments.runner import check_out, invocation, locked, merge_part, read_part
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_a_second_writer_is_refused_with_who_holds_the_directory(tmp_path):
     """Two invocations at once on one --out: the second says who holds it and writes nothing."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from fkd.runner import locked\n"
+        "import sys, time; from pathlib import Path; from fkd.experiments.runner import locked\n"
         f"with locked(Path({str(tmp_path / 'run')!r})):\n"
         "    print('held', flush=True); time.sleep(30)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -69,7 +69,7 @@ def test_a_signal_from_a_scheduler_leaves_a_record(tmp_path):
     """SIGTERM (a batch scheduler's or a session's end) is turned into an interrupted record."""
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from fkd.runner import invocation\n"
+        "import time; from pathlib import Path; from fkd.experiments.runner import invocation\n"
         f"out = Path({str(out)!r}); out.mkdir()\n"
         "with invocation(out, {'config': {}, 'seed': 0}):\n"
         "    print('running', flush=True); time.sleep(30)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -85,7 +85,7 @@ def test_a_real_cluster_gives_the_rows_of_the_in_process_run(tmp_path):
     dask-jobqueue starts on Slurm or PBS): `verify --scheduler` writes the same rows as in-process."""
     import socket
 
-    from fkd.__main__ import main
+    from fkd.cli import main
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,7 +4,7 @@ table or raw repr; the kernel-free explorer responds. Run by `make site-check` a
 built; each rule is tested on a synthetic page in test_site_rules.py."""
 import pytest
 
-from fkd.site import check_site, screenshot
+from fkd.book.site import check_site, screenshot
 
 pytestmark = pytest.mark.site
 

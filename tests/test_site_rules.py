@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from fkd import site
+from fkd.book import site
 
 pytestmark = pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                                 reason="no Chromium (`make chromium`)")
@@ -76,7 +76,7 @@ def test_a_table_wider_than_the_text_column(page, tmp_path):
 
 
 @pytest.mark.parametrize("text", ["Experiment(dataset=&lt;Dataset.CIFAR10: 'cifar10'&gt;, n=5)",
-                                  "&lt;fkd.widgets.Explorer object at 0x7f3a2c&gt;", "'20 rows: all sound'",
+                                  "&lt;fkd.book.widgets.Explorer object at 0x7f3a2c&gt;", "'20 rows: all sound'",
                                   "&lt;Figure size 640x480 with 1 Axes&gt;"])
 def test_a_raw_repr_in_an_output(page, tmp_path, text):
     only(check(page, tmp_path, f"<div class='cell_output'><div class='output text_plain'><pre>{text}</pre></div></div>"),

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fkd.metrics import Attack, confidence_gap, predict
-from fkd.slice import directions, gap_slice, slice_points
+from fkd.experiments.slice import directions, gap_slice, slice_points
 
 ATTACK = Attack(10, 2)
 
@@ -60,7 +60,7 @@ def test_a_student_identical_to_its_teacher_has_no_gap(pinned):
 
 
 def test_figure_one_has_a_panel_per_student(pinned):
-    from fkd.plots import plot_gap_slices
+    from fkd.book.plots import plot_gap_slices
     t, s = _pair(pinned)
     x0 = torch.rand((1, 4, 4), generator=pinned)
     slices = {}
@@ -74,7 +74,7 @@ def test_figure_one_has_a_panel_per_student(pinned):
 def test_figure_one_is_published_with_its_record(tmp_path):
     import json
 
-    from fkd.__main__ import main
+    from fkd.cli import main
     assert main(["figure1", "--grid", "9", "--threads", "1", "--out", str(tmp_path)]) == 0
     run = json.loads((tmp_path / "figure1.json").read_text())
     assert (tmp_path / "figure1.png").stat().st_size > 10_000 and run["config"]["grid"] == 9

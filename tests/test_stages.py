@@ -1,10 +1,11 @@
-"""Run records per stage (fkd.stages), the solver licence in records, and the readings of missed claims."""
+"""Run records per stage (fkd.book.stages), the solver licence in records, and the readings of missed claims."""
 import json
 
 import pandas as pd
 import pytest
 
-from fkd import readings, stages
+from fkd.book import readings
+from fkd.book import stages
 from fkd.bounds.solvers import solver_licences
 
 

@@ -217,7 +217,7 @@ def test_image_bounds_never_serve_one_network_for_another(pinned):
 def test_an_attack_study_attacks_every_student_at_the_radius_of_its_eps():
     """Every row of a sweep, whichever student, strategy or restart count, is an EMPLB at the
     pixel radius of the study's eps (a gap of at most 1 and never above FAITHUB's trivial cap)."""
-    from fkd.attack_study import AttackStudyConfig, attack_strength
+    from fkd.experiments.attack_study import AttackStudyConfig, attack_strength
 
     cfg = AttackStudyConfig("mnist", ("sd", "fd"), 0.02, (0, 1), steps=(1, 3), restarts=(1, 2), units="normalised")
     df = attack_strength(cfg, progress=False)

@@ -1,12 +1,12 @@
-"""The reproduction's fidelity count (fkd.units_report) on rows built from the paper's own numbers:
+"""The reproduction's fidelity count (fkd.book.units_report) on rows built from the paper's own numbers:
 every cell reproduced exactly counts, a cell moved past the tolerance does not."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from fkd.tables import paper_table
-from fkd.units_report import cells, shares
+from fkd.book.tables import paper_table
+from fkd.book.units_report import cells, shares
 
 COLUMN = {"RT": "rt", "SD": "sd-a0.5", "ARD": "ard-a0.5", "RSLAD": "rslad-a0.5", "FD": "fd-a0.5"}
 
@@ -51,7 +51,7 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
     misses that cell; the clean accuracy comes from the teacher's own metadata."""
     import json
 
-    from fkd.teacher_runs import cells_within, teacher_table
+    from fkd.book.teacher_runs import cells_within, teacher_table
     from fkd.zoo import paper_clean_accuracy
 
     clean = paper_clean_accuracy()[("mnist", "rt", None)]
@@ -73,7 +73,7 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
 
 
 def test_the_input_norm_reading_is_counted_beside_the_others(tmp_path):
-    from fkd.units_report import run_dirs
+    from fkd.book.units_report import run_dirs
 
     for sub in ("empirical", "input-norm/empirical"):
         run = tmp_path / "units" / "mnist" / sub

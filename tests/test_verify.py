@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fkd.__main__ import main
+from fkd.cli import main
 from fkd.metrics import Attack
-from fkd.verify import VerifyConfig, merge, parse_shard, verify
+from fkd.experiments.verify import VerifyConfig, merge, parse_shard, verify
 
 BASE = dict(dataset="mnist", students=("sd", "fd"), eps=(0.025, 0.1), n_images=5, attack=Attack(5, 1))
 
@@ -72,7 +72,7 @@ def test_joint_mode_adds_a_column_never_looser_than_tight(tmp_path):
 
 
 def test_an_upper_bound_below_the_attack_is_reported_as_a_bug(tmp_path, monkeypatch):
-    import fkd.verify as v
+    import fkd.experiments.verify as v
 
     real = v.ImageBounds.tight
     monkeypatch.setattr(v.ImageBounds, "tight", lambda *a, **k: dataclasses.replace(real(*a, **k), value=0.0))
@@ -104,7 +104,7 @@ def _rows(gen):
 
 
 def test_table2_is_the_mean_and_std_of_the_rows_beside_the_paper(pinned):
-    from fkd.tables import paper_table, table2
+    from fkd.book.tables import paper_table, table2
     rows = _rows(pinned)
     t = table2(rows, "mnist", "paper")
     assert len(t) == 2 * 2 * 2 and set(t.bound) == {"EMPLB", "FAITHUB"} and (t.n == 7).all()
@@ -120,7 +120,7 @@ def test_table2_is_the_mean_and_std_of_the_rows_beside_the_paper(pinned):
 
 
 def test_histograms_have_a_panel_per_eps_and_student_holding_every_image(pinned):
-    from fkd.plots import plot_bound_histograms
+    from fkd.book.plots import plot_bound_histograms
     fig = plot_bound_histograms(_rows(pinned), "tight", bins=10)
     axes = fig.axes
     assert len(axes) == 2 * 2
@@ -132,7 +132,7 @@ def test_histograms_have_a_panel_per_eps_and_student_holding_every_image(pinned)
 
 def test_export_publishes_rows_tables_and_figures(tmp_path):
     verify(cfg(students=("fd",), eps=(0.05,), n_images=2), tmp_path / "run", progress=False)
-    from fkd.verify import export
+    from fkd.book.publish import export_certified as export
     dest = export(tmp_path / "run", tmp_path / "pub")
     names = {p.name for p in dest.iterdir()}
     assert {"verify.csv.gz", "config.json", "run.json", "table2_paper.csv", "table2_tight.csv",
@@ -141,7 +141,8 @@ def test_export_publishes_rows_tables_and_figures(tmp_path):
 
 
 def test_a_published_run_is_restored_and_grows_without_recomputing_its_rows(tmp_path):
-    from fkd.verify import export, restore
+    from fkd.book.publish import export_certified as export
+    from fkd.experiments.verify import restore
     small = cfg(students=("fd",), eps=(0.05,), n_images=2)
     first = verify(small, tmp_path / "run", progress=False)
     export(tmp_path / "run", tmp_path / "pub")
@@ -179,7 +180,7 @@ def test_rows_name_their_units_and_domain(tmp_path):
 def test_a_run_with_the_constant_float_margin_is_restored_but_never_grown(tmp_path):
     """Published rows computed with the constant 1e-5 margin keep their fingerprint when restored; a
     run of today's bounds (the derived margin) refuses to mix its rows into them, naming fp_margin."""
-    from fkd.verify import VerifyConfig, restore, verify
+    from fkd.experiments.verify import VerifyConfig, restore, verify
 
     published = Path(__file__).resolve().parent.parent / "results" / "certified" / "mnist"
     meta = json.loads((published / "config.json").read_text())

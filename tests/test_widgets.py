@@ -1,8 +1,8 @@
-"""The explorer (fkd.widgets) on the shipped MNIST zoo: sound numbers, caching, validation, sliders."""
+"""The explorer (fkd.book.widgets) on the shipped MNIST zoo: sound numbers, caching, validation, sliders."""
 import pytest
 
 from fkd.metrics import Attack
-from fkd.widgets import Explorer, draw, explore
+from fkd.book.widgets import Explorer, draw, explore
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_moving_a_slider_renders_a_new_frame(ex):
 def test_a_page_without_a_kernel_gets_one_line_and_no_stray_frame(ex):
     import matplotlib.pyplot as plt
 
-    from fkd.widgets import OFFLINE_LINE
+    from fkd.book.widgets import OFFLINE_LINE
 
     plt.close("all")
     box = explore(ex, eps=0.1)
@@ -73,7 +73,7 @@ def test_the_kernel_free_explorer_embeds_every_frame(ex):
     import base64
     import json
     import re
-    from fkd.widgets import static_explorer
+    from fkd.book.widgets import static_explorer
     html = static_explorer(ex, [0, 1], ["sd", "fd"], [0.05, 0.1], dpi=30)
     frames = json.loads(re.search(r"const frames = (\{.*?\});", html).group(1))
     assert sorted(frames) == [f"{i}|{s}|{e}" for i in (0, 1) for s in ("fd-a0.5", "sd-a0.5")

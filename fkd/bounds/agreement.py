@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .crown import crown_bounds, crown_linear
-from ..units import Radius, positive
+from ..units import Radius
 from .interval import input_box, inside, project
 from .joint import joint_net
 from .milp import Program, build_program
@@ -118,17 +118,18 @@ def disagreement_program(joint: Net, box, per_op) -> tuple[Program, int]:
 
 
 def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net, x0: Tensor, eps: Radius,
-                      solver: Solver | str = Solver.AUTO, time_limit: float = 60.0, attack=None,
-                      generator: torch.Generator | None = None) -> AgreementResult:
+                      solver: Solver | str = Solver.AUTO, time_limit: float = 60.0,
+                      attack_point: Tensor | None = None) -> AgreementResult:
     """Decide whether some x' in B_eps(x0) cap [0, 1] makes teacher and student disagree.
 
     Args:
         teacher, student: the torch models (eval mode) that confirm a counterexample; t_net, s_net
-            their lowered networks. x0: one image (C, H, W). attack: ``fkd.metrics.Attack`` for the
-            PGD pre-check (None: skip it).
+            their lowered networks. x0: one image (C, H, W). attack_point: a candidate
+            counterexample (C, H, W) found by the caller, e.g. ``fkd.metrics.disagreement_point``'s
+            PGD point, checked before any bound (None: none).
+    Returns:
+        AgreementResult: certified, a confirmed counterexample, a clean disagreement or unknown.
     """
-    from ..metrics import predict
-
     t0 = time.perf_counter()
     x = x0[None]
     c_t, c_s = int(predict(teacher, x)[0]), int(predict(student, x)[0])
@@ -139,13 +140,9 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
         p = point[None].to(x0.dtype)
         return inside(point, x0, eps) and int(predict(teacher, p)[0]) != int(predict(student, p)[0])
 
-    if attack is not None and positive(eps):
-        from ..attacks import Disagreement
-
-        x_adv, _ = attack.run(Disagreement(student, teacher, predict(teacher, x)), x, eps, generator)
-        if confirmed(x_adv[0]):
-            return AgreementResult(Outcome.COUNTEREXAMPLE, "attack", float("nan"), time.perf_counter() - t0,
-                                   "none", x_adv[0].detach())
+    if attack_point is not None and confirmed(attack_point):
+        return AgreementResult(Outcome.COUNTEREXAMPLE, "attack", float("nan"), time.perf_counter() - t0,
+                               "none", attack_point.detach())
     box = input_box(x0, eps)
     joint = joint_net(t_net, s_net)
     per_op = crown_bounds(joint, box)
@@ -170,3 +167,9 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
                                    res.solver, point, res.status.value)
     return AgreementResult(Outcome.UNKNOWN, "milp", res.bound, time.perf_counter() - t0, res.solver,
                            status=res.status.value)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Top-1 class (N,) of ``model`` at x (N, C, H, W)."""
+    return model(x).argmax(-1)

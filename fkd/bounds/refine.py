@@ -32,6 +32,7 @@ from .interval import Box, input_box
 from .milp import NeuronSolve, Program, Relax, build_program, tighten
 from .fp import logit_margin, pair_margin
 from .network import DTYPE, Net
+from .sigma import faithub_from_sigma, softmax_bounds
 from .solvers import Session, Solver, Status, open_session
 
 __all__ = ["DiffBounds", "faithub_refined", "RefineStats"]
@@ -130,7 +131,6 @@ class DiffBounds:
 
     def sigma(self) -> Box:
         """Eq. 10 softmax bounds (K,) from the current d bounds."""
-        from . import softmax_bounds
         return Box(*softmax_bounds(self.lower, self.upper))
 
     def session(self, relax: Relax) -> Session:
@@ -220,7 +220,6 @@ def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,)
     Returns:
         (value in [0, 1], teacher sigma Box, student sigma Box, RefineStats of this call).
     """
-    from . import faithub_from_sigma
     from ..config import parse
 
     t0 = time.perf_counter()

@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from ..config import parse
 from .fp import pair_margin
 from .interval import Box
+from .joint import cross_bounds_records, joint_faithub
+from .logits import logit_diff_bounds, output_bounds
 from .milp import NeuronSolve, Relax
-from .network import Net, check_net
+from .modes import BoundMethod, DiffMode, Tightening, default_tightening
+from .network import Net, check_net, check_pair
 from .refine import DiffBounds, faithub_refined
+from .sigma import diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
 from .solvers import Solver, Status
 
 
@@ -42,14 +47,11 @@ def _summarise(value: float, t0: float, records: list[NeuronSolve]) -> ModeResul
 
 
 def check_tightening(method, tightening):
-    """(Method, Tightening) parsed; tightening None -> the method's default (lp for lp / milp).
+    """(BoundMethod, Tightening) parsed; tightening None -> the method's default (lp for lp / milp).
     ValueError if tightening is asked of a method without a solver stage."""
-    from . import Method, Tightening, _default_tightening
-    from ..config import parse
-
-    method = parse(Method, method)
-    tightening = _default_tightening(method) if tightening is None else parse(Tightening, tightening)
-    if method in (Method.INTERVAL, Method.CROWN) and tightening is not Tightening.NONE:
+    method = parse(BoundMethod, method)
+    tightening = default_tightening(method) if tightening is None else parse(Tightening, tightening)
+    if method in (BoundMethod.INTERVAL, BoundMethod.CROWN) and tightening is not Tightening.NONE:
         raise ValueError(f"tightening {tightening.value} needs method lp or milp, got {method.value}")
     return method, tightening
 
@@ -61,7 +63,7 @@ class ImageBounds:
     Args:
         x0: one image (C, H, W) in [0, 1]; eps: the pixel radius (float or (C, 1, 1)).
         clamp: the ball intersected with [0, 1] (default), else the plain ball.
-        method: interval | crown | lp | milp (``fkd.bounds.Method``): the strongest stage.
+        method: interval | crown | lp | milp (``fkd.bounds.BoundMethod``): the strongest stage.
         tightening: none | lp | milp progressive tightening of intermediate layers (lp / milp only;
             None: lp for the lp and milp methods).
         time_limit: seconds per solver call; budget: seconds of tight-mode refinement per student
@@ -101,8 +103,6 @@ class ImageBounds:
 
     def report(self, net: Net):
         """This network's logit bounds (``BoundReport``), computed once."""
-        from . import output_bounds
-
         if self._key(net) not in self._reports:
             self._reports[self._key(net)] = output_bounds(net, self.x0, self.eps, self.method, self.solver,
                                                    self.time_limit, self.tightening, self.clamp)
@@ -112,15 +112,13 @@ class ImageBounds:
         """This network's d_ij bounds (tight mode), computed once and refined in place later. If its
         logit bounds were computed (paper mode first), they are intersected in (eq. 9), so tight
         mode is never looser than paper mode."""
-        from . import DiffMode, Method, logit_diff_bounds
-
         if self._key(net) not in self._diffs:
             if self._solving and self._key(net) not in self._reports:
                 tight = None if self.tightening.value == "none" else Relax(self.tightening.value)
                 db = DiffBounds.start(net, self.x0, self.eps, self.solver, tight, self.time_limit, self.clamp)
             else:
                 rep = self.report(net)
-                direct = Method.CROWN if self._solving else self.method
+                direct = BoundMethod.CROWN if self._solving else self.method
                 d_lo, d_up, _ = logit_diff_bounds(net, self.x0, self.eps, DiffMode.TIGHT, direct, report=rep,
                                                   clamp=self.clamp)
                 z = net.forward(self.x0[None].detach().cpu())[0]
@@ -131,8 +129,6 @@ class ImageBounds:
 
     def paper(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with eq. 9 from logit intervals (the paper's mode)."""
-        from . import check_pair, diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
-
         check_pair(teacher, student)
         t0 = time.perf_counter()
         n0 = {self._key(n): len(self._reports[self._key(n)].records) if self._key(n) in self._reports else 0 for n in (teacher, student)}
@@ -146,8 +142,6 @@ class ImageBounds:
     def tight(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with z_j - z_i bounded directly (never looser than paper mode with the same
         method: with lp / milp the deciding pairs are solved, the others keep CROWN bounds)."""
-        from . import check_pair, faithub_from_sigma
-
         check_pair(teacher, student)
         if (self._key(teacher), self._key(student)) in self._tight:  # already computed (joint mode builds on it)
             return self._tight[self._key(teacher), self._key(student)]
@@ -164,13 +158,20 @@ class ImageBounds:
         self._tight[self._key(teacher), self._key(student)] = result
         return result
 
+    def faithub(self, mode: DiffMode | str, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB of one (teacher, student) in ``mode``: paper, tight or joint."""
+        mode = parse(DiffMode, mode)
+        if mode is DiffMode.PAPER:
+            return self.paper(teacher, student)
+        if mode is DiffMode.TIGHT:
+            return self.tight(teacher, student)
+        return self.joint(teacher, student)
+
     def joint(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with teacher and student at one shared x (``fkd.bounds.joint``): the tight-mode d
         bounds of each network plus cross bounds on d^t - d^s from the joint network (CROWN; LP on
         the joint network with lp / milp). Never looser than tight mode (capped by it); its seconds
         and solves include the tight-mode result it builds on."""
-        from .joint import cross_bounds_records, joint_faithub
-
         t0 = time.perf_counter()
         cached = (self._key(teacher), self._key(student)) in self._tight
         tight = self.tight(teacher, student)

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
-from .config import PAPER_EPS, Dataset, EpsUnits, Profile, parse
-from .data import EVAL_SUBSET_SIZE
-from .runner import torch_threads
-from .units import default_units, radius, resolve_units
+from fkd.config import PAPER_EPS, Dataset, EpsUnits, Profile, parse
+from fkd.data import EVAL_SUBSET_SIZE
+from fkd.losses import PAPER_STUDENTS
+from fkd.experiments.runner import torch_threads
+from fkd.units import default_units, radius, resolve_units
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
-STUDENTS = ("sd", "ard", "rslad", "fd")
+from fkd.paths import CERTIFIED, EMPIRICAL, ROOT
+
 #: the book's quick profile: (images evaluated for Table 1 and EMPLB, images verified for Table 2);
-#: smaller than `python -m fkd evaluate --profile quick` (fkd.evaluate.QUICK_IMAGES) so that the
+#: smaller than `python -m fkd evaluate --profile quick` (fkd.experiments.evaluate.QUICK_IMAGES) so that the
 #: whole book builds in minutes
 QUICK_IMAGES = {Dataset.MNIST: (20, 10), Dataset.FASHION_MNIST: (20, 10), Dataset.CIFAR10: (5, 5)}
 #: the bound method of each dataset's certified run (CIFAR-10's LPs exceed Gurobi's pip licence and
@@ -65,7 +65,7 @@ class Experiment:
 
     def describe(self) -> str:
         """One sentence for the page: what this experiment runs, on which images, with which bounds."""
-        from .config import eps_label
+        from fkd.config import eps_label
 
         return (f"This run: the {self.profile.value} profile on {self.dataset.value}, students "
                 f"{', '.join(s.upper() for s in self.students)}, eps {', '.join(eps_label(e) for e in self.eps)} "
@@ -80,31 +80,31 @@ class Experiment:
         return self.out / self.dataset.value / f"{kind}{suffix}"
 
     def eval_config(self):
-        """The empirical evaluation (Table 1, EMPLB, fidelity): ``fkd.evaluate.EvalConfig``."""
-        from .evaluate import eval_config
+        """The empirical evaluation (Table 1, EMPLB, fidelity): ``fkd.experiments.evaluate.EvalConfig``."""
+        from fkd.experiments.evaluate import eval_config
 
         return eval_config(self.dataset, self.students, profile=self.profile, eps=(0.0, *self.eps),
                            n_images=self.n_images, seed=self.seed, units=self.units)
 
     def verify_config(self):
-        """The certified run (Table 2, Figures 2 and 3): ``fkd.verify.VerifyConfig``."""
-        from .verify import VerifyConfig
+        """The certified run (Table 2, Figures 2 and 3): ``fkd.experiments.verify.VerifyConfig``."""
+        from fkd.experiments.verify import VerifyConfig
 
         return VerifyConfig(dataset=self.dataset, students=self.students, eps=self.eps, n_images=max(self.n_verify, 1),
                             method=self.bound_method, seed=self.seed, units=self.units)
 
-    @torch_threads(1)  # in-process tasks on small networks: one thread (see fkd.runner.torch_threads)
+    @torch_threads(1)  # in-process tasks on small networks: one thread (see fkd.experiments.runner.torch_threads)
     def evaluate(self):
-        """Run (or resume) the empirical evaluation; its rows (``fkd.evaluate`` columns)."""
-        from .evaluate import evaluate
+        """Run (or resume) the empirical evaluation; its rows (``fkd.experiments.evaluate`` columns)."""
+        from fkd.experiments.evaluate import evaluate
 
         return evaluate(self.eval_config(), self.run_dir("empirical"), workers=self.workers,
                         progress=False)
 
     @torch_threads(1)
     def verify(self):
-        """Run (or resume) EMPLB and FAITHUB per image, student and eps; its rows (``fkd.verify``)."""
-        from .verify import verify
+        """Run (or resume) EMPLB and FAITHUB per image, student and eps; its rows (``fkd.experiments.verify``)."""
+        from fkd.experiments.verify import verify
 
         if self.n_verify == 0:
             raise ValueError("n_verify is 0: this experiment verifies no image")
@@ -113,11 +113,11 @@ class Experiment:
 
     @torch_threads(1)
     def beyond(self, time_limit: float = 10.0):
-        """Certified agreement and joint FAITHUB (issue 7) on the verified images: ``fkd.verify`` rows
+        """Certified agreement and joint FAITHUB (beyond the paper) on the verified images: ``fkd.experiments.verify`` rows
         with faithub_tight, faithub_joint and the agreement columns, resumable in ``out/<dataset>/beyond``."""
         from dataclasses import replace
 
-        from .verify import verify
+        from fkd.experiments.verify import verify
 
         cfg = replace(self.verify_config(), modes=("tight", "joint"), agreement=True, time_limit=time_limit)
         return verify(cfg, self.run_dir("beyond"), workers=self.workers, progress=False)
@@ -129,7 +129,7 @@ class Experiment:
 
 def experiment(profile: str = "quick", dataset: str = "mnist", n_images: int | None = None,
                eps: Iterable[float] | None = None, device: str = "cpu", seed: int = 0,
-               out: str | Path = "_build/reproduce", students: Iterable[str] = STUDENTS,
+               out: str | Path = "_build/reproduce", students: Iterable[str] = PAPER_STUDENTS,
                n_verify: int | None = None, bound_method: str | None = None, workers: int = 1,
                units: str | None = None) -> Experiment:
     """Build a chapter's ``Experiment`` from its parameters cell; None takes the profile's value.
@@ -161,7 +161,7 @@ def provenance(run_dir: Path | str) -> dict[str, Any]:
         and the main package versions;
         raises FileNotFoundError naming the directory if it holds no run record.
     """
-    from .stages import invocations
+    from fkd.book.stages import invocations
 
     path = Path(run_dir) / "run.json"
     if not path.exists():
@@ -191,10 +191,10 @@ def published(dataset: Dataset | str, certified_run: str | None = None) -> Publi
     """Read ``results/empirical/<dataset>`` and ``results/certified/<certified_run or dataset>``."""
     import pandas as pd
 
-    from .evaluate import load_results
+    from fkd.experiments.evaluate import load_results
 
     d = parse(Dataset, dataset)
-    emp_dir, cert_dir = RESULTS / "empirical" / d.value, RESULTS / "certified" / (certified_run or d.value)
+    emp_dir, cert_dir = EMPIRICAL / d.value, CERTIFIED / (certified_run or d.value)
     empirical = load_results(emp_dir) if emp_dir.exists() else None
     certified = pd.read_csv(cert_dir / "verify.csv.gz") if (cert_dir / "verify.csv.gz").exists() else None
     records = [provenance(p) for p in (emp_dir, cert_dir) if (p / "run.json").exists()]
@@ -216,7 +216,7 @@ def zoo_accuracy():
     own metadata: dataset, model, ours, paper, diff, epochs run, device."""
     import pandas as pd
 
-    from .zoo import list_zoo, paper_clean_accuracy
+    from fkd.zoo import list_zoo, paper_clean_accuracy
 
     paper = paper_clean_accuracy()
     rows = [{"dataset": r["dataset"], "model": r["file"].removesuffix(".safetensors"), "ours": r["clean_acc"],
@@ -244,10 +244,10 @@ def one_image(dataset: Dataset | str = "mnist", student: str = "sd", position: i
     (section 4.1) below, FAITHUB (eqs. 9 to 11, ``method`` bounds, ``mode``) above."""
     import torch
 
-    from .bounds import faithub
-    from .data import eval_subset
-    from .metrics import emplb
-    from .zoo import load_model
+    from fkd.bounds import faithub
+    from fkd.data import eval_subset
+    from fkd.metrics import emplb
+    from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)
     x, _, idx = eval_subset(d, position + 1)
@@ -275,7 +275,7 @@ def report_runs(profile: str = "quick", out: str | Path = "_build/reproduce") ->
     the full-profile runs under ``out/<dataset>/{empirical,certified}`` (full profile)."""
     import pandas as pd
 
-    from .evaluate import load_results
+    from fkd.experiments.evaluate import load_results
 
     p = parse(Profile, profile)
     emp, cert, records = [], {}, []

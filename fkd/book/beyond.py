@@ -1,4 +1,4 @@
-"""The "Beyond the paper" chapter's tables and figures (issue 7): certified agreement beside the
+"""The "Beyond the paper" chapter's tables and figures: certified agreement beside the
 empirical one, joint FAITHUB beside eq. 11, and exact delta* beside EMPLB and FAITHUB.
 
 Reads the published runs in ``results/beyond/`` (``agreement-<dataset>``, ``joint-<dataset>``,
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import Dataset, eps_label, parse
+from fkd.config import Dataset, eps_label, parse
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "beyond"
+from fkd.paths import BEYOND as RESULTS
 DATASETS = tuple(d.value for d in Dataset)
 
 
@@ -35,10 +35,10 @@ def agreement_rows(dataset: Dataset | str, run: Path | str | None = None):
 
 def agreement(dataset: Dataset | str, run: Path | str | None = None, empirical=None):
     """Certified agreement beside Table 1's empirical agreement on the same images
-    (``fkd.tables.agreement_table``; raises if an image certified to agree was attacked into
+    (``fkd.book.tables.agreement_table``; raises if an image certified to agree was attacked into
     disagreement). ``empirical``: evaluation rows (default: the published full run)."""
-    from .book import published
-    from .tables import agreement_table
+    from fkd.book.chapters import published
+    from fkd.book.tables import agreement_table
 
     rows = agreement_rows(dataset, run)
     if empirical is None:
@@ -57,7 +57,7 @@ def plot_agreement(tables: dict[str, Any]):
     """
     import matplotlib.pyplot as plt
 
-    from .present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(len(tables), 1, figsize=(WIDTH, 2.9 * len(tables) + 0.6), squeeze=False, sharey=True,
                              layout="constrained")
@@ -139,7 +139,7 @@ def plot_exact(rows):
 
     students = sorted(rows.student.unique())
     eps = sorted(rows.eps.unique())
-    from .present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(len(students), len(eps), figsize=(WIDTH, 2.6 * len(students) + 0.8),
                              squeeze=False, sharey=True, layout="constrained")
@@ -171,10 +171,10 @@ def exact_experiment(profile: str = "quick", seed: int = 0, out: str | Path = "_
     quick: the first image, FD, eps 0.02, 5 s of branch and bound and 10 s per global solve (seconds);
     full: the published run's settings (``results/beyond/README.md``).
     """
-    from .book import ROOT
-    from .config import Profile
-    from .exact_study import ExactConfig, exact_study
-    from .runner import torch_threads
+    from fkd.paths import ROOT
+    from fkd.config import Profile
+    from fkd.experiments.exact_study import ExactConfig, exact_study
+    from fkd.experiments.runner import torch_threads
 
     quick = parse(Profile, profile) is Profile.QUICK
     cfg = ExactConfig(pair=pair, students=("fd",) if quick else ("sd", "fd"), eps=(0.02,) if quick else (0.02, 0.05, 0.1),
@@ -186,8 +186,8 @@ def exact_experiment(profile: str = "quick", seed: int = 0, out: str | Path = "_
 
 
 def records(kind: str) -> list[dict[str, Any]]:
-    """Run records (``fkd.book.provenance``) of every published ``results/beyond/<kind>-*`` run."""
-    from .book import provenance
+    """Run records (``fkd.book.chapters.provenance``) of every published ``results/beyond/<kind>-*`` run."""
+    from fkd.book.chapters import provenance
 
     return [provenance(p) for p in sorted(RESULTS.glob(f"{kind}-*")) if (p / "run.json").exists()]
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import Dataset, Domain, EpsUnits, eps_label, parse
+from fkd.config import Dataset, Domain, EpsUnits, eps_label, parse
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+from fkd.paths import RESULTS
 
 #: How close a cell must be to the paper's to count as reproduced: Table 1 in accuracy points,
 #: Table 2 in the mean of a bound over the images.
@@ -33,8 +32,8 @@ COLOURS = {"pixel": "tab:orange", "normalised": "tab:blue", "input-norm": "tab:g
 class ReadingRuns(NamedTuple):
     """One reading's published runs of one dataset (None where a run is not published)."""
     units: EpsUnits
-    empirical: Any   # fkd.evaluate rows
-    certified: Any   # fkd.verify rows
+    empirical: Any   # fkd.experiments.evaluate rows
+    certified: Any   # fkd.experiments.verify rows
 
 
 def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
@@ -57,7 +56,7 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
     """The published rows of ``dataset`` under one reading (certified: over ``domain``)."""
     import pandas as pd
 
-    from .evaluate import load_results
+    from fkd.experiments.evaluate import load_results
 
     emp_dir, cert_dir = run_dirs(dataset, units, results, domain)
     emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
@@ -68,7 +67,7 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
 
 def _table1_cells(rows, dataset: Dataset):
     """Table 1 as long cells: eps, quantity (robust RT, agree FD, ...), ours, paper, diff."""
-    from .tables import table1
+    from fkd.book.tables import table1
 
     t = table1(rows, dataset).drop(columns="n_images", level=0)
     long = t.stack(level=0, future_stack=True).reset_index()
@@ -78,7 +77,7 @@ def _table1_cells(rows, dataset: Dataset):
 
 def _table2_cells(rows, dataset: Dataset, mode: str):
     """Table 2 as long cells: eps, bound, student, ours (mean), paper (mean), diff, n images."""
-    from .tables import table2
+    from fkd.book.tables import table2
 
     t = table2(rows, dataset, mode)
     return t.rename(columns={"eps_label": "eps", "mean": "ours", "paper_mean": "paper",
@@ -105,7 +104,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     """
     import pandas as pd
 
-    from .tables import _beside_paper
+    from fkd.book.tables import _beside_paper
 
     if methods not in METHODS:
         raise ValueError(f"unknown methods {methods!r}; choose one of: {', '.join(METHODS)}")
@@ -159,8 +158,8 @@ def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | st
     """
     import pandas as pd
 
-    from .config import model_name, resolve_model
-    from .tables import _paper_column
+    from fkd.config import model_name, resolve_model
+    from fkd.book.tables import _paper_column
 
     d = parse(Dataset, dataset)
     name = model_name(*resolve_model(d, student))
@@ -189,7 +188,7 @@ def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | st
 def _emplb_cells(rows, dataset: Dataset, column: str):
     import pandas as pd
 
-    from .tables import emplb_table
+    from fkd.book.tables import emplb_table
 
     t = emplb_table(rows, dataset)
     t = t[t.student == column]
@@ -200,7 +199,7 @@ def _emplb_cells(rows, dataset: Dataset, column: str):
 def chosen_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> EpsUnits | None:
     """The reading whose teacher is closer to the paper's (mean |diff| over the RT row and clean
     accuracy), or None while only one reading has been evaluated."""
-    from .teacher_runs import teacher_table
+    from fkd.book.teacher_runs import teacher_table
 
     t = teacher_table(dataset, results)
     readings = [u.value for u in EpsUnits if u.value in t.columns.levels[0]]  # the zoo teachers
@@ -215,7 +214,7 @@ def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | s
     and the normalised reading (solid) beside the paper (dashed)."""
     import matplotlib.pyplot as plt
 
-    from .config import PAPER_EPS
+    from fkd.config import PAPER_EPS
 
     d = parse(Dataset, dataset)
     s = side_by_side(d, student, results)
@@ -224,7 +223,7 @@ def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | s
               ("EMPLB", "mean EMPLB"), ("FAITHUB paper", "mean FAITHUB (paper mode)")]
     student_q = next(q for q in s.quantity.unique() if q.startswith("robust ") and q != "robust RT")
     colours = COLOURS
-    from .present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.4), layout="constrained")
     axes = axes.flatten()
@@ -250,7 +249,7 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     """One paragraph computed from the rows: each reading's share of reproduced cells and the
     teacher's distance to the paper, and which reading the evidence supports."""
     d = parse(Dataset, dataset)
-    from .teacher_runs import VARIANTS, teacher_table
+    from fkd.book.teacher_runs import VARIANTS, teacher_table
 
     sh = shares(d, results)
     t = teacher_table(d, results)
@@ -279,8 +278,8 @@ def radius_table():
     """
     import pandas as pd
 
-    from .config import PAPER_EPS
-    from .units import CIFAR10_STD, STD, channels, radius
+    from fkd.config import PAPER_EPS
+    from fkd.units import CIFAR10_STD, STD, channels, radius
 
     def short(r) -> str:  # per channel, three significant digits: it fits the page
         return " / ".join(f"{v:.3g}" for v in channels(r))
@@ -329,7 +328,7 @@ def plot_scatter(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST, Dataset.CIFAR10
     c = pd.concat(frames, ignore_index=True)
     colours = COLOURS
     markers = {"mnist": "o", "fashion-mnist": "s", "cifar10": "^"}
-    from .present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5.6), layout="constrained")
     for ax, (table, lim, label) in zip(axes, [("table1", (0, 100), "Table 1: accuracy and agreement (%)"),
@@ -369,7 +368,7 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
     """
     import pandas as pd
 
-    from .tables import PAPER_DATASET, _paper_column, paper_table
+    from fkd.book.tables import PAPER_DATASET, _paper_column, paper_table
 
     d = parse(Dataset, dataset)
     base = Path(results) / "units" / d.value

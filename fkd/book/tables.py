@@ -6,11 +6,10 @@ line says so). Every function returns a pandas DataFrame; ``ours`` comes from re
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-from .config import Dataset, Method, eps_label, parse, resolve_model
+from fkd.config import Dataset, Method, eps_label, parse, resolve_model
 
-REFERENCE = Path(__file__).resolve().parent / "reference"
+from fkd.paths import REFERENCE
 PAPER_DATASET = {Dataset.MNIST: "MNIST", Dataset.FASHION_MNIST: "FashionMNIST", Dataset.CIFAR10: "CIFAR10"}
 ORDER = ("RT", "SD", "ARD", "RSLAD", "FD")
 
@@ -30,7 +29,7 @@ def _paper_column(dataset: Dataset, student: str) -> str | None:
     """The paper's column name (SD, ..., FD) of a zoo model, or None if the paper has no such model
     (a student at another alpha than the paper's)."""
     method, alpha = resolve_model(dataset, student)
-    if method.value.upper() not in ORDER:  # a related method (issue 8): not in the paper's tables
+    if method.value.upper() not in ORDER:  # a related method (KDIGA, TFKD, FDBOTH): not in the paper's tables
         return None
     if method is not Method.RT and resolve_model(dataset, method.value)[1] != alpha:
         return None
@@ -53,7 +52,7 @@ def table1(results, dataset: Dataset | str):
     of each student, per eps, ours beside the paper's.
 
     Args:
-        results: rows of ``fkd.evaluate`` (columns dataset, student, eps, metric, value, ...).
+        results: rows of ``fkd.experiments.evaluate`` (columns dataset, student, eps, metric, value, ...).
     Returns:
         DataFrame indexed by eps label; columns (quantity, ours|paper|diff), quantity e.g.
         ``robust RT`` or ``agree FD``; plus ``n_images``.
@@ -117,13 +116,13 @@ def _beside_paper(results, dataset: Dataset, bounds: dict[str, str]):
 
 
 def emplb_table(results, dataset: Dataset | str):
-    """The EMPLB half of Table 2 from ``fkd.evaluate`` rows: mean and std of EMPLB per eps and
+    """The EMPLB half of Table 2 from ``fkd.experiments.evaluate`` rows: mean and std of EMPLB per eps and
     student, beside the paper's."""
     return _beside_paper(results, parse(Dataset, dataset), {"emplb": "EMPLB"}).drop(columns="bound")
 
 
 def verify_long(rows, mode: str = "tight"):
-    """``fkd.verify`` rows (one per image, student, eps) as evaluate-style long rows with metrics
+    """``fkd.experiments.verify`` rows (one per image, student, eps) as evaluate-style long rows with metrics
     ``emplb`` and ``faithub`` (the FAITHUB of ``mode``: paper or tight)."""
     import pandas as pd
 
@@ -138,7 +137,7 @@ def verify_long(rows, mode: str = "tight"):
 
 def table2(rows, dataset: Dataset | str, mode: str = "tight"):
     """Table 2: mean and std over images of EMPLB and FAITHUB (eq. 11, ``mode``) per eps and
-    student, beside the paper's, from ``fkd.verify`` rows.
+    student, beside the paper's, from ``fkd.experiments.verify`` rows.
 
     Returns:
         long DataFrame: eps_label, bound (EMPLB | FAITHUB), student, n, mean, std, paper_mean,
@@ -151,7 +150,7 @@ def table3(study):
     """Table 3: EMPLB per image, student and PGD steps (5 restarts), ours beside the paper's.
 
     Args:
-        study: rows of ``fkd.attack_study.attack_strength`` run with ``table3_study()``.
+        study: rows of ``fkd.experiments.attack_study.attack_strength`` run with ``table3_study()``.
     Returns:
         DataFrame indexed by (example, student, strategy); columns PGD-n for ours, then the paper's
         PGD-n for the same example label (the paper's images are not identified: different images).
@@ -205,7 +204,7 @@ def table5(rows, mode: str = "tight"):
     mean and std over images per eps, beside the paper's.
 
     Args:
-        rows: ``fkd.verify`` rows of CIFAR-10 holding FD students (``fd-a0.5``, ``fd-a0.75``, ``fd-a1``).
+        rows: ``fkd.experiments.verify`` rows of CIFAR-10 holding FD students (``fd-a0.5``, ``fd-a0.75``, ``fd-a1``).
     Returns:
         long DataFrame: eps_label, bound, alpha, n, mean, std, paper_mean, paper_std, diff_mean.
     """
@@ -244,9 +243,9 @@ def agreement_table(rows, empirical=None):
     """Certified distillation agreement beside the empirical one (Table 1), per eps and student.
 
     Args:
-        rows: ``fkd.verify`` rows run with ``agreement`` (column ``agreement``: certified,
+        rows: ``fkd.experiments.verify`` rows run with ``agreement`` (column ``agreement``: certified,
             counterexample, unknown, disagree_clean).
-        empirical: optional ``fkd.evaluate`` rows; their per-image ``agree`` on the same images gives
+        empirical: optional ``fkd.experiments.evaluate`` rows; their per-image ``agree`` on the same images gives
             the empirical agreement beside it. An image certified here but found disagreeing by the
             attack there would contradict the proof: AssertionError naming it.
     Returns:

@@ -17,7 +17,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .reproduce import ROOT, chapters
+from fkd.book.reproduce import chapters
+from fkd.paths import CHAPTERS, ROOT
 
 #: what a closed network needs: no background requests, no sandbox as root, no GPU
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -85,7 +86,7 @@ def expected_figures(chapter: str, build: Path) -> int:
     """Image outputs of the chapter as jupyter-book executed it (its cache in ``_build/.jupyter_cache``)."""
     from jupyter_cache import get_cache
 
-    source = (ROOT / "book" / f"{chapter}.ipynb").resolve()
+    source = (CHAPTERS / f"{chapter}.ipynb").resolve()
     cache = get_cache(build / ".jupyter_cache")
     records = [r for r in cache.list_cache_records() if Path(r.uri).resolve() == source]
     if not records:

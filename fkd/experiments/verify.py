@@ -8,8 +8,6 @@ machines, and ``merge`` joins the shards' part files.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -20,12 +18,14 @@ from typing import Any
 
 import torch
 
-from .bounds import DiffMode, Method as BoundMethod, Tightening, as_net
-from .bounds.shared import ImageBounds, check_tightening
-from .config import Dataset, Domain, EpsUnits, model_name, parse, resolve_model
-from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, locked, merge_part, read_part, run_growing, task_generator, write_csv_atomic
-from .units import pixel_label, radius, resolve_units
+from fkd.bounds import BoundMethod, DiffMode, Tightening, as_net
+from fkd.bounds.agreement import certify_agreement
+from fkd.bounds.shared import ImageBounds, check_tightening
+from fkd.config import Dataset, Domain, EpsUnits, parse, resolve_model
+from fkd.metrics import PAPER_ATTACK, Attack, disagreement_point, emplb
+from fkd.experiments.study import StudyConfig, as_attack, zoo_students
+from fkd.experiments.runner import check_out, locked, merge_part, read_part, run_growing, task_generator, write_csv_atomic
+from fkd.units import pixel_label, radius
 
 #: The float32 margin of the bounds a run's rows were computed with: ``derived`` (``fkd.bounds.fp``,
 #: per logit from the forward error analysis; every run computed now) or ``constant`` (1e-5, the
@@ -37,7 +37,7 @@ SOUNDNESS_TOL = 1e-6
 
 
 @dataclass(frozen=True)
-class VerifyConfig:
+class VerifyConfig(StudyConfig):
     """EMPLB and FAITHUB of ``students`` against the zoo teacher on the first ``n_images`` images
     of the fixed subset (this shard of them), for every eps and FAITHUB mode; with ``agreement``
     also certified distillation agreement (``fkd.bounds.agreement``: certified, counterexample,
@@ -64,23 +64,20 @@ class VerifyConfig:
     fp_margin: str = "derived"
 
     def __post_init__(self) -> None:
-        d = parse(Dataset, self.dataset)
+        d = self._dataset_units()
         if self.fp_margin not in FP_MARGINS:
             raise ValueError(f"unknown fp_margin {self.fp_margin!r}; choose one of: {', '.join(FP_MARGINS)}")
-        object.__setattr__(self, "dataset", d)
-        object.__setattr__(self, "units", resolve_units(self.units, d))
-        object.__setattr__(self, "domain", parse(Domain, self.domain))
+        self._set(domain=parse(Domain, self.domain))
         if self.domain is Domain.PLAIN and self.agreement:
             raise ValueError("certified agreement is over the ball intersected with [0, 1]; use domain clamped")
-        object.__setattr__(self, "method", parse(BoundMethod, self.method))
-        object.__setattr__(self, "modes", tuple(parse(DiffMode, m) for m in self.modes))
+        self._set(method=parse(BoundMethod, self.method))
+        self._set(modes=tuple(parse(DiffMode, m) for m in self.modes))
         if self.tightening is not None:
-            object.__setattr__(self, "tightening", parse(Tightening, self.tightening))
-        if isinstance(self.attack, dict):
-            object.__setattr__(self, "attack", Attack(**self.attack))
-        object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
-        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
-        object.__setattr__(self, "shard", tuple(int(v) for v in self.shard))
+            self._set(tightening=parse(Tightening, self.tightening))
+        self._set(attack=as_attack(self.attack))
+        self._set(students=zoo_students(d, self.students))
+        self._set(eps=tuple(float(e) for e in self.eps))
+        self._set(shard=tuple(int(v) for v in self.shard))
         if not self.students or "rt" in self.students:
             raise ValueError("students must name at least one student (sd, ard, rslad, fd, or e.g. fd-a0.75)")
         if not self.eps or any(not 0.0 < e <= 1.0 for e in self.eps):
@@ -96,15 +93,12 @@ class VerifyConfig:
                              f"{self.budget}")
         check_tightening(self.method, self.tightening)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: (v.value if hasattr(v, "value") else [getattr(x, "value", x) for x in v]
-                    if isinstance(v, tuple) else v) for k, v in d.items()}
+    #: students, eps, shard and the image count may differ between invocations: a row depends on
+    #: its image's position in the fixed subset only
+    VARYING = ("students", "eps", "shard", "n_images")
 
-    def fingerprint(self) -> str:
-        """Hash of what decides a row's values (students, eps, shard and the image count may differ
-        between invocations: a row depends on its image's position in the fixed subset only)."""
-        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "shard", "n_images")}
+    def fingerprint_fields(self) -> dict[str, Any]:
+        keep = super().fingerprint_fields()
         if not self.agreement:  # runs made before the field existed keep their fingerprint
             keep.pop("agreement")
         if self.units is EpsUnits.PIXEL:  # so do the pixel-unit runs made before units were recorded
@@ -113,7 +107,7 @@ class VerifyConfig:
             keep.pop("domain")
         if self.fp_margin == "constant":  # and the runs made with the constant float margin
             keep.pop("fp_margin")
-        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+        return keep
 
     def images(self) -> list[int]:
         """Positions in the fixed subset of this shard's images."""
@@ -132,16 +126,16 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @lru_cache(maxsize=16)
 def _nets(dataset: Dataset, name: str, units: EpsUnits):
-    from .models import INPUT_SHAPE
-    from .zoo import load_model
+    from fkd.models import INPUT_SHAPE
+    from fkd.zoo import cached_model
 
-    model = load_model(dataset, *resolve_model(dataset, name), units=units)
+    model = cached_model(dataset, name, units)
     return model, as_net(model, INPUT_SHAPE[dataset])
 
 
 def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any]]:
     """Rows of one image at one eps (in ``cfg.units``), one per student; raises if EMPLB > FAITHUB (a bug)."""
-    from .data import eval_subset
+    from fkd.data import eval_subset
 
     x, _, idx = eval_subset(cfg.dataset, cfg.n_images)
     x0 = x[position]
@@ -160,7 +154,7 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
                                "emplb": f"{lower:.7g}", "bound_method": cfg.method.value, "seed": cfg.seed}
         statuses, solvers = [], set()
         for mode in cfg.modes:
-            res = getattr(shared, mode.value)(t_net, s_net)  # paper, tight or joint
+            res = shared.faithub(mode, t_net, s_net)
             row[f"faithub_{mode.value}"] = f"{res.value:.7g}"
             row[f"seconds_{mode.value}"] = round(res.seconds, 4)
             row[f"solves_{mode.value}"] = res.solves
@@ -171,10 +165,9 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
                                      f"{cfg.method.value}) for {cfg.dataset.value} image {idx[position]}, "
                                      f"student {name}, eps {eps}. This is a bug; please report it.")
         if cfg.agreement:
-            from .bounds.agreement import certify_agreement
-
             g = task_generator(cfg.seed, cfg.dataset.value, name, eps, position, "agreement")
-            ag = certify_agreement(teacher, student, t_net, s_net, x0, r, cfg.solver, cfg.time_limit, cfg.attack, g)
+            point = disagreement_point(teacher, student, x0, r, cfg.attack, g)
+            ag = certify_agreement(teacher, student, t_net, s_net, x0, r, cfg.solver, cfg.time_limit, point)
             row.update(agreement=ag.outcome.value, agreement_by=ag.decided_by, seconds_agreement=round(ag.seconds, 4))
             if ag.decided_by == "milp":
                 statuses.append({"optimal": "ok"}.get(ag.status, ag.status))  # time_limit or failed
@@ -221,9 +214,9 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
     Resumable and growable: a task (image, eps) is computed for the students its part file lacks
     only, so adding students, eps or images to an existing run computes just the new rows.
     """
-    from .provenance import record
+    from fkd.provenance import record
 
-    from .zoo import weights_sha256
+    from fkd.zoo import weights_sha256
 
     if cfg.fp_margin != "derived":
         raise ValueError("rows with the constant float margin are read and restored, never computed: the bounds "
@@ -272,7 +265,7 @@ def restore(published: Path | str, out: Path | str) -> int:
     """
     import pandas as pd
 
-    from .data import eval_indices
+    from fkd.data import eval_indices
 
     published, out = Path(published), Path(out)
     for name in ("config.json", "verify.csv.gz"):
@@ -304,27 +297,3 @@ def restore(published: Path | str, out: Path | str) -> int:
     if (published / "runs.jsonl").exists() and not (out / "runs.jsonl").exists():
         shutil.copyfile(published / "runs.jsonl", out / "runs.jsonl")
     return written
-
-
-def export(out: Path | str, dest: Path | str) -> Path:
-    """Publish a run (or merged) directory: ``verify.csv.gz`` (all rows), the run records, Table 2
-    per FAITHUB mode (``table2_<mode>.csv``) and Figures 2/3 (``histograms_<mode>.png``). Returns ``dest``."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from .plots import plot_bound_histograms
-    from .tables import table2
-
-    out, dest = Path(out), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    df = pd.read_csv(out / "verify.csv")
-    df.to_csv(dest / "verify.csv.gz", index=False)
-    for name in ("config.json", "run.json", "runs.jsonl"):
-        if (out / name).exists():
-            shutil.copyfile(out / name, dest / name)
-    for mode in (c.removeprefix("faithub_") for c in df.columns if c.startswith("faithub_")):
-        table2(df, df.dataset.iloc[0], mode).to_csv(dest / f"table2_{mode}.csv", index=False)
-        fig = plot_bound_histograms(df, mode)
-        fig.savefig(dest / f"histograms_{mode}.png", dpi=110)
-        plt.close(fig)
-    return dest

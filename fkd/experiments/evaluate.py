@@ -7,9 +7,6 @@ LocalCluster of ``workers`` processes, or a running scheduler's address).
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,10 +15,12 @@ from typing import Any, Iterable
 
 import torch
 
-from .config import PAPER_EPS, Dataset, EpsUnits, Profile, model_name, parse, resolve_model
-from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
-from .runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
-from .units import pixel_label, radius, resolve_units
+from fkd.config import PAPER_EPS, Dataset, EpsUnits, Profile, parse, resolve_model
+from fkd.losses import PAPER_STUDENTS
+from fkd.metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
+from fkd.experiments.study import StudyConfig, as_attack, zoo_students
+from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
+from fkd.units import pixel_label, radius
 
 COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "metric",
            "value", "steps", "restarts", "seed")
@@ -30,7 +29,7 @@ QUICK_IMAGES = {Dataset.MNIST: 100, Dataset.FASHION_MNIST: 100, Dataset.CIFAR10:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(StudyConfig):
     """One empirical evaluation: models, radii, images, attack and seed.
 
     ``students`` are zoo names (``fd-a0.5``); ``eps`` in ``units`` (normalised or pixel, None: the
@@ -52,49 +51,43 @@ class EvalConfig:
     std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        d = parse(Dataset, self.dataset)
-        object.__setattr__(self, "dataset", d)
-        object.__setattr__(self, "units", resolve_units(self.units, d))
+        d = self._dataset_units()
         if self.std is not None:
-            object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+            self._set(std=tuple(float(v) for v in self.std))
             radius(0.0, self.units, d, self.std)  # validates: normalised units, positive per channel
-        object.__setattr__(self, "profile", parse(Profile, self.profile))
-        object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
-        if isinstance(self.attack, dict):
-            object.__setattr__(self, "attack", Attack(**self.attack))
-        students = tuple(model_name(*resolve_model(d, s)) for s in self.students)
+        self._set(profile=parse(Profile, self.profile))
+        self._set(strategy=parse(EmplbStrategy, self.strategy))
+        self._set(attack=as_attack(self.attack))
+        students = zoo_students(d, self.students)
         if "rt" in students:
             raise ValueError("the teacher is always evaluated; students names students only (sd, ard, rslad, fd, "
                              "or e.g. fd-a0.75; none: the teacher alone)")
-        object.__setattr__(self, "students", students)
+        self._set(students=students)
         if any(not 0.0 <= e <= 1.0 for e in self.eps) or not self.eps:
             raise ValueError(f"eps must lie in [0, 1] ({self.units.value} units), got {self.eps}")
-        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+        self._set(eps=tuple(float(e) for e in self.eps))
         if self.n_images < 1 or self.chunk_size < 1:
             raise ValueError(f"n_images and chunk_size must be positive, got {self.n_images}, {self.chunk_size}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: (v.value if hasattr(v, "value") else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    VARYING = ("students", "eps", "profile")  # students and eps may grow between runs
 
-    def fingerprint(self) -> str:
-        """Hash of the fields that decide every row's value (students and eps may grow between runs)."""
-        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "profile")}
+    def fingerprint_fields(self) -> dict[str, Any]:
+        keep = super().fingerprint_fields()
         if self.units is EpsUnits.PIXEL:  # pixel-unit runs made before units were recorded keep theirs
             keep.pop("units")
         if self.std is None:  # and runs with the dataset's std
             keep.pop("std")
-        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+        return keep
 
 
-def eval_config(dataset: Dataset | str, students: Iterable[str] = ("sd", "ard", "rslad", "fd"), *,
+def eval_config(dataset: Dataset | str, students: Iterable[str] = PAPER_STUDENTS, *,
                 profile: Profile | str = Profile.FULL, eps: Iterable[float] | None = None,
                 n_images: int | None = None, **overrides: Any) -> EvalConfig:
     """The paper's evaluation (section 6) of ``students`` on ``dataset``: all eps of Table 1, PGD-50 x 5.
 
     The quick profile keeps the attack and the eps grid and takes the first 100 (CIFAR-10: 20) images.
     """
-    from .data import EVAL_SUBSET_SIZE
+    from fkd.data import EVAL_SUBSET_SIZE
 
     dataset, profile = parse(Dataset, dataset), parse(Profile, profile)
     if n_images is None:
@@ -126,19 +119,15 @@ def plan(cfg: EvalConfig) -> list[Task]:
     return [Task(m, e, a, b) for e in cfg.eps for m in (cfg.teacher, *cfg.students) for a, b in chunks]
 
 
-@lru_cache(maxsize=32)
 def _model(dataset: Dataset, name: str, root: str | None, units: EpsUnits):
-    from .zoo import load_model
+    from fkd.zoo import cached_model
 
-    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None, units=units)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return cached_model(dataset, name, units, root)
 
 
 @lru_cache(maxsize=4)
 def _images(dataset: Dataset, n: int):
-    from .data import eval_subset
+    from fkd.data import eval_subset
 
     return eval_subset(dataset, n)
 
@@ -192,9 +181,9 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
         pandas DataFrame with COLUMNS, also written to ``out/empirical.csv``; the run record
         (config, seed, package versions, machine, wall time) goes to ``out/run.json``.
     """
-    from .provenance import record
+    from fkd.provenance import record
 
-    from .zoo import weights_sha256
+    from fkd.zoo import weights_sha256
 
     out = Path(out)
     root = Path(zoo_root) if zoo_root else None
@@ -243,31 +232,3 @@ def load_results(path: Path | str):
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist. Fix: run `python -m fkd evaluate ...` first.")
     return pd.read_csv(path, keep_default_na=False)
-
-
-def export(out: Path | str, dest: Path | str) -> Path:
-    """Publish a run directory: ``empirical.csv.gz`` (all rows), ``config.json``, ``run.json`` (the
-    last invocation), ``runs.jsonl`` (every invocation) and the
-    tables it feeds as small CSVs (``table1.csv``, ``emplb.csv``, ``emplb_strategies.csv``,
-    ``fidelity.csv``). Returns ``dest``."""
-    import shutil
-
-    from .tables import emplb_table, fidelity_table, strategy_table, table1
-
-    out, dest = Path(out), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    df = collect(out)
-    df.to_csv(dest / "empirical.csv.gz", index=False)
-    for name in ("config.json", "run.json", "runs.jsonl"):
-        if (out / name).exists():
-            shutil.copyfile(out / name, dest / name)
-    dataset = df.dataset.iloc[0]
-    t1 = table1(df, dataset)
-    t1.columns = [" ".join(filter(None, c)) for c in t1.columns]  # "robust RT ours", ...
-    t1.to_csv(dest / "table1.csv")
-    if (df.metric == "emplb").any() and (df.eps > 0).any():
-        emplb_table(df, dataset).to_csv(dest / "emplb.csv", index=False)
-        strategy_table(df).to_csv(dest / "emplb_strategies.csv", index=False)
-    if (df.metric == "kl").any():
-        fidelity_table(df).to_csv(dest / "fidelity.csv", index=False)
-    return dest

@@ -1,7 +1,7 @@
 """The explorer: teacher-student disagreement around one image, live as eps moves (ipywidgets).
 
 ``Explorer.frame(image, student, eps)`` computes what one view shows: the gap map over a 2-D slice
-of the eps-ball through the EMPLB point (``fkd.slice``), both networks' confidences at that point,
+of the eps-ball through the EMPLB point (``fkd.experiments.slice``), both networks' confidences at that point,
 EMPLB, a live certified bound (CROWN, tight mode: milliseconds) and, where a published run has it,
 the LP FAITHUB of ``results/certified``. ``explore()`` wraps it in sliders and pickers. Frames are
 cached, so moving back to a seen setting is instant. The explorer's attack is lighter than the
@@ -11,18 +11,18 @@ CPU; the book's tables use the paper's PGD-50 x 5.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .config import PAPER_EPS, Dataset, EpsUnits, model_name, parse, resolve_model
-from .metrics import Attack
-from .runner import torch_threads
-from .slice import Slice, directions, gap_slice
-from .units import as_tensor, default_units, radius, resolve_units
+from fkd.config import PAPER_EPS, Dataset, EpsUnits, model_name, parse, resolve_model
+from fkd.losses import PAPER_STUDENTS
+from fkd.metrics import Attack
+from fkd.experiments.runner import torch_threads
+from fkd.experiments.slice import Slice, directions, gap_slice
+from fkd.units import as_tensor, default_units, radius, resolve_units
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "certified"
+from fkd.paths import CERTIFIED as RESULTS
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Explorer:
     the fixed subset. ``grid``: slice resolution per axis; ``seed``: slice directions and PGD starts;
     ``units``: how the slider's eps is read, and which zoo (None: the dataset's reading)."""
     dataset: Dataset | str = Dataset.MNIST
-    students: tuple[str, ...] = ("sd", "ard", "rslad", "fd")
+    students: tuple[str, ...] = PAPER_STUDENTS
     n_images: int = 20
     grid: int = 41
     attack: Attack = Attack(20, 2)
@@ -57,10 +57,10 @@ class Explorer:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        from .bounds import as_net
-        from .data import eval_subset
-        from .models import INPUT_SHAPE
-        from .zoo import load_model
+        from fkd.bounds import as_net
+        from fkd.data import eval_subset
+        from fkd.models import INPUT_SHAPE
+        from fkd.zoo import load_model
 
         self.dataset = parse(Dataset, self.dataset)
         self.units = resolve_units(self.units, self.dataset)
@@ -89,7 +89,7 @@ class Explorer:
         return self._cache[key]
 
     def _compute(self, image: int, student: str, eps: float) -> Frame:
-        from .bounds import faithub
+        from fkd.bounds import faithub
 
         x0, model = self.x[image], self.models[student]
         r = radius(eps, self.units, self.dataset)  # the pixel radius of the slider's eps
@@ -121,7 +121,7 @@ def _figure():
     """A figure for frames, outside pyplot: nothing shows it unless asked (no stray frame on a page)."""
     from matplotlib.figure import Figure
 
-    from .present import WIDTH
+    from fkd.book.present import WIDTH
 
     return Figure(figsize=(WIDTH, 3.8), layout="constrained")
 
@@ -144,8 +144,8 @@ def png(fig, dpi: int = 96, colors: int | None = 128) -> bytes:
 
 def draw(frame: Frame, fig=None):
     """Render a frame: the gap map (left) and both networks' confidences at the EMPLB point (right)."""
-    from .plots import draw_gap
-    from .present import legible
+    from fkd.book.plots import draw_gap
+    from fkd.book.present import legible
 
     fig = fig or _figure()
     fig.clear()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Dataset, EpsUnits, parse
+from fkd.config import Dataset, EpsUnits, parse
 
 #: the shipped student a user's pair is set beside: the paper's faithful distillation (FD)
 REFERENCE_STUDENT = "fd"
@@ -37,10 +37,10 @@ def example(profile: str = "quick", out: Path | str = "_build/reproduce", seed: 
     Returns:
         (AuditConfig, run directory ``out/audit/mnist-pixel-fd``).
     """
-    from .audit import AuditConfig
-    from .book import ROOT
-    from .onnx_import import export
-    from .zoo import load_model
+    from fkd.experiments.audit import AuditConfig
+    from fkd.paths import ROOT
+    from fkd.onnx_import import export
+    from fkd.zoo import load_model
 
     run = (Path(out) if Path(out).is_absolute() else ROOT / out) / "audit" / "mnist-pixel-fd"
     files = {name: export(load_model("mnist", name, units="pixel"), run / "files" / f"{name}.onnx", (1, 28, 28))
@@ -86,7 +86,7 @@ def reference(dataset: str | None, units: str, eps) -> pd.DataFrame | None:
     published certified run of the same reading; None where no such run is published."""
     if not dataset:
         return None
-    from .units_report import run_dirs
+    from fkd.book.units_report import run_dirs
 
     d = parse(Dataset, dataset)
     path = run_dirs(d, parse(EpsUnits, units))[1]
@@ -173,9 +173,9 @@ def worst_slice(out: Path | str, rows: pd.DataFrame, record: dict[str, Any]):
     import matplotlib.pyplot as plt
     import torch
 
-    from .audit import AuditConfig, load_pair, pixel_radius
-    from .plots import draw_gap
-    from .slice import directions, gap_slice
+    from fkd.experiments.audit import AuditConfig, load_pair, pixel_radius
+    from fkd.book.plots import draw_gap
+    from fkd.experiments.slice import directions, gap_slice
 
     cfg = AuditConfig.from_dict(record["config"])
     pair, x, _, ids = load_pair(cfg)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .config import eps_label
-from .report import Miss, claim_rows
+from fkd.config import eps_label
+from fkd.book.report import Miss, claim_rows
 
 
 def _per_image(empirical, certified: Mapping[str, Any], miss: Miss, student: str, eps: float):
@@ -63,7 +63,7 @@ def noise(empirical, certified: Mapping[str, Any], mode: str = "tight", z: float
 
 def clean_accuracy() -> dict[tuple[str, str], float]:
     """Clean test accuracy (%) of every zoo model, keyed by (dataset, model name), from its metadata."""
-    from .zoo import list_zoo
+    from fkd.zoo import list_zoo
 
     return {(r["dataset"], r["file"].removesuffix(".safetensors")): r["clean_acc"] for r in list_zoo()}
 

@@ -11,12 +11,12 @@ import json
 import re
 from pathlib import Path
 
-from .reproduce import ROOT
+from fkd.paths import TOC
 
 TEX = {"\\epsilon": "\u03b5", "\\delta": "\u03b4", "\\alpha": "\u03b1", "\\infty": "\u221e", "\\ell": "\u2113"}
 
 
-def toc_entries(toc: Path | str = ROOT / "_toc.yml") -> list[tuple[str, Path]]:
+def toc_entries(toc: Path | str = TOC) -> list[tuple[str, Path]]:
     """(part caption, chapter file) for the root and every chapter of ``toc``, in reading order;
     the file is the ``.ipynb`` or ``.md`` that exists."""
     toc = Path(toc)
@@ -53,7 +53,7 @@ def opening(path: Path | str) -> tuple[str, str]:
     return title, sentence.replace("$", "")
 
 
-def contents(toc: Path | str = ROOT / "_toc.yml"):
+def contents(toc: Path | str = TOC):
     """Every chapter after the root as a DataFrame: part, chapter (title), what it shows."""
     import pandas as pd
 

@@ -1,4 +1,4 @@
-"""All distillation methods on one page (issue 8): the paper's four students beside the related
+"""All distillation methods on one page: the paper's four students beside the related
 methods (KDIGA, adversarial TFKD, FDBOTH), from the published runs with their run records.
 
 The related students' runs live in ``results/related/<dataset>/{empirical,certified,calibration}``;
@@ -14,14 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import (PAPER_EPS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Method, eps_label, parse,
+from fkd.config import (PAPER_EPS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Method, eps_label, parse,
                      resolve_model)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+from fkd.losses import RELATED_STUDENTS
+from fkd.paths import RESULTS, ROOT
 #: Column order of every table: teacher, the paper's students, the related students.
 ORDER = ("RT", "SD", "ARD", "RSLAD", "FD", "KDIGA", "TFKD", "FDBOTH")
-RELATED = (Method.KDIGA, Method.TFKD, Method.FDBOTH)
+RELATED = tuple(Method(m) for m in RELATED_STUDENTS)
 
 
 def label(student: str) -> str:
@@ -48,7 +48,7 @@ def zoo_accuracy(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST)):
     models' metadata: index student label, one column per dataset; the epochs run beside it."""
     import pandas as pd
 
-    from .zoo import list_zoo
+    from fkd.zoo import list_zoo
 
     names = {parse(Dataset, d).value for d in datasets}
     rows = [{"dataset": r["dataset"], "student": label(r["file"].removesuffix(".safetensors")),
@@ -61,9 +61,9 @@ def zoo_accuracy(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST)):
 class RelatedRuns(NamedTuple):
     """One dataset's published rows of all students, on the images every run has, and their records."""
     dataset: Dataset
-    empirical: Any            # evaluate rows (fkd.evaluate), teacher and all students
-    certified: Any            # verify rows (fkd.verify) or None
-    calibration: Any          # calibration rows (fkd.calibration) or None
+    empirical: Any            # evaluate rows (fkd.experiments.evaluate), teacher and all students
+    certified: Any            # verify rows (fkd.experiments.verify) or None
+    calibration: Any          # calibration rows (fkd.experiments.calibration) or None
     agreement: Any            # certified agreement rows (results/beyond) or None
     records: list[dict[str, Any]]
 
@@ -84,9 +84,9 @@ def related_runs(dataset: Dataset | str, results: Path | str = RESULTS) -> Relat
     """
     import pandas as pd
 
-    from .book import provenance
-    from .calibration import load as load_calibration
-    from .evaluate import load_results
+    from fkd.book.chapters import provenance
+    from fkd.experiments.calibration import load as load_calibration
+    from fkd.experiments.evaluate import load_results
 
     d, results = parse(Dataset, dataset), Path(results)
     rel = results / "related" / d.value
@@ -146,7 +146,7 @@ def table2_all(runs: RelatedRuns, mode: str = "tight"):
     Returns:
         DataFrame indexed by eps label; columns (bound EMPLB | FAITHUB, student label); n_images.
     """
-    from .tables import verify_long
+    from fkd.book.tables import verify_long
 
     if runs.certified is None:
         raise FileNotFoundError(f"no certified related run of {runs.dataset.value}")
@@ -155,8 +155,8 @@ def table2_all(runs: RelatedRuns, mode: str = "tight"):
 
 def ece_overview(runs: RelatedRuns):
     """ECE of teacher and student and their difference per student, clean and at the EMPLB points
-    (``fkd.calibration.ece_table``), students in the book's order."""
-    from .calibration import ece_table
+    (``fkd.experiments.calibration.ece_table``), students in the book's order."""
+    from fkd.experiments.calibration import ece_table
 
     if runs.calibration is None:
         raise FileNotFoundError(f"no calibration run of {runs.dataset.value} in results/related")
@@ -167,8 +167,8 @@ def ece_overview(runs: RelatedRuns):
 
 
 def main_eps(dataset: Dataset | str) -> float:
-    """The paper's main radius of ``dataset`` (fkd.calibration.MAIN_EPS), on the dataset's grid."""
-    from .calibration import MAIN_EPS
+    """The paper's main radius of ``dataset`` (fkd.experiments.calibration.MAIN_EPS), on the dataset's grid."""
+    from fkd.experiments.calibration import MAIN_EPS
 
     d = parse(Dataset, dataset)
     return min(PAPER_EPS[d], key=lambda e: abs(e - MAIN_EPS[d]))
@@ -219,7 +219,7 @@ def plot_overview(frames: dict[str, Any]):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from .present import WIDTH, colour, legible
+    from fkd.book.present import WIDTH, colour, legible
 
     measures = (("EMPLB", "mean EMPLB (lower: more faithful)"), ("FAITHUB", "mean FAITHUB, tight (certified)"),
                 ("certified agreement", "certified agreement (%)"))
@@ -251,7 +251,8 @@ def plot_overview(frames: dict[str, Any]):
 
 def reliability_figure(runs: RelatedRuns, point: str = "emplb"):
     """Reliability diagrams of every student (teacher beside it) at ``point`` (clean or emplb)."""
-    from .calibration import plot_reliability, reliability_table
+    from fkd.book.reliability import plot_reliability
+    from fkd.experiments.calibration import reliability_table
 
     rel = reliability_table(runs.calibration)
     students = sorted(rel.student.unique(), key=lambda s: ORDER.index(label(s)))
@@ -281,15 +282,15 @@ def statements(frame) -> list[str]:
 
 def live_calibration(profile: str = "quick", dataset: Dataset | str = Dataset.MNIST, *, n_images: int | None = None,
                      seed: int = 0, out: Path | str = "_build/reproduce",
-                     students=("fd", "kdiga", "tfkd", "fdboth")):
+                     students=("fd", *RELATED_STUDENTS)):
     """The chapter's own calibration run (quick: 20 images; full: the subset's 1000) into
     ``out/<dataset>/calibration`` (a finished run of the same config is reused).
 
     Returns:
         (ECE table as ``ece_overview`` gives it, the run directory).
     """
-    from .calibration import calibration_config, load, run
-    from .config import Profile
+    from fkd.experiments.calibration import calibration_config, load, run
+    from fkd.config import Profile
 
     d, p = parse(Dataset, dataset), parse(Profile, profile)
     n = n_images or (20 if p is Profile.QUICK else 1000)

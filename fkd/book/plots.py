@@ -1,11 +1,11 @@
 """Figures from result rows (matplotlib, imported lazily so the package works without it).
 
-Every figure fits the book's text column unscaled with no font below 9 pt (``fkd.present.legible``)
-and gives each student its colour (``fkd.present.colour``).
+Every figure fits the book's text column unscaled with no font below 9 pt (``fkd.book.present.legible``)
+and gives each student its colour (``fkd.book.present.colour``).
 """
 from __future__ import annotations
 
-from .present import WIDTH, colour, legible
+from fkd.book.present import WIDTH, colour, legible
 
 
 def _curves(panels, title: str):
@@ -37,7 +37,7 @@ def plot_table1(table, title: str):
     agreement, ours solid beside the paper's dashed.
 
     Args:
-        table: ``fkd.tables.table1`` (columns (quantity, ours|paper|diff)).
+        table: ``fkd.book.tables.table1`` (columns (quantity, ours|paper|diff)).
     Returns:
         a matplotlib Figure.
     """
@@ -55,7 +55,7 @@ def plot_table2(table, title: str):
     paper's dashed.
 
     Args:
-        table: ``fkd.tables.table2`` (long: eps_label, bound, student, mean, paper_mean, ...).
+        table: ``fkd.book.tables.table2`` (long: eps_label, bound, student, mean, paper_mean, ...).
     Returns:
         a matplotlib Figure.
     """
@@ -73,7 +73,7 @@ def plot_attack_strength(df, title: str | None = None):
     and strategy (solid: the inf-norm objective; dashed: per-class objectives).
 
     Args:
-        df: rows of ``fkd.attack_study.attack_strength``.
+        df: rows of ``fkd.experiments.attack_study.attack_strength``.
     Returns:
         a matplotlib Figure.
     """
@@ -116,7 +116,7 @@ def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str 
     """Figures 2 and 3: histograms over images of EMPLB and FAITHUB, one panel per (eps, student).
 
     Args:
-        rows: ``fkd.verify`` rows of one dataset (columns student, eps, emplb, faithub_<mode>).
+        rows: ``fkd.experiments.verify`` rows of one dataset (columns student, eps, emplb, faithub_<mode>).
         mode: which FAITHUB (paper or tight).
     Returns:
         a matplotlib Figure (rows: eps; columns: students; x: bound value in [0, 1]; y: images).
@@ -124,8 +124,8 @@ def plot_bound_histograms(rows, mode: str = "tight", bins: int = 20, title: str 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .config import eps_label
-    from .tables import verify_long
+    from fkd.config import eps_label
+    from fkd.book.tables import verify_long
 
     long = verify_long(rows, mode)
     students = sorted(dict.fromkeys(long.student), key=_student_order)
@@ -162,14 +162,14 @@ def student_label(name: str, among=()) -> str:
 
 
 def _student_order(name: str) -> tuple[int, str]:
-    from .tables import ORDER
+    from fkd.book.tables import ORDER
 
     head = name.split("-a")[0].upper()
     return (ORDER.index(head) if head in ORDER else len(ORDER), name)
 
 
 def draw_gap(ax, s, marks: bool = True):
-    """Draw one ``fkd.slice.Slice`` on ``ax``: the gap map (colour scale [0, 1]), the boundary of
+    """Draw one ``fkd.experiments.slice.Slice`` on ``ax``: the gap map (colour scale [0, 1]), the boundary of
     the disagreement region (hatched inside), the EMPLB point (star at (1, 0)) and, with ``marks``,
     the worst disagreeing point (X) and the worst agreeing, poorly calibrated point (circle).
     Returns the image (for a colour bar)."""
@@ -202,7 +202,7 @@ def plot_gap_slices(slices: dict, eps: float, title: str | None = None):
     confidence).
 
     Args:
-        slices: student name -> ``fkd.slice.Slice`` (same image, eps and directions).
+        slices: student name -> ``fkd.experiments.slice.Slice`` (same image, eps and directions).
     Returns:
         a matplotlib Figure.
     """
@@ -260,7 +260,7 @@ def plot_softmax_bounds(fb, emplb_point=None, title: str | None = None):
 
 def plot_sandwich(rows, image: int, mode: str = "tight"):
     """EMPLB <= delta* <= FAITHUB for one image as eps grows: per student, the band where delta*
-    must lie. Args: ``fkd.verify`` rows holding ``image`` (test-set index). Returns a Figure."""
+    must lie. Args: ``fkd.experiments.verify`` rows holding ``image`` (test-set index). Returns a Figure."""
     import matplotlib.pyplot as plt
 
     r = rows[rows.image == image]

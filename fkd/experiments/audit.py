@@ -8,12 +8,11 @@ are a dataset's fixed evaluation subset or the user's own array (N, C, H, W) in 
 
 One task per (image, eps) writes one part file, so a run resumes and may be spread over Dask
 workers; ``audit(cfg, out)`` then writes ``audit.csv`` (one row per image and eps) and ``run.json``
-(the files' sha256, the ONNX conversion checks, config, versions, machine); ``fkd.audit_report``
+(the files' sha256, the ONNX conversion checks, config, versions, machine); ``fkd.book.audit_report``
 makes ``report.html`` from them.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -25,13 +24,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .bounds import DiffMode, Method as BoundMethod, as_net
-from .bounds.shared import ImageBounds
-from .config import PAPER_EPS, Dataset, EpsUnits, parse
-from .metrics import PAPER_ATTACK, Attack, agreement, emplb, predict
-from .onnx_import import NetworkFileError, convert
-from .runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
-from .units import pixel_label, radius, resolve_units
+from fkd.bounds import BoundMethod, DiffMode, as_net
+from fkd.bounds.agreement import certify_agreement
+from fkd.bounds.shared import ImageBounds
+from fkd.config import PAPER_EPS, Dataset, EpsUnits, parse
+from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, emplb, predict
+from fkd.onnx_import import NetworkFileError, convert
+from fkd.experiments.study import StudyConfig, as_attack
+from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
+from fkd.units import pixel_label, radius, resolve_units
 
 #: EMPLB may exceed FAITHUB by at most this (float32 forward against float64 bounds) before it is a bug
 SOUNDNESS_TOL = 1e-6
@@ -61,7 +62,7 @@ def load_network(spec: str, input_shape: tuple[int, ...]) -> Loaded:
     Raises:
         NetworkFileError naming the file, what is wrong and the fix.
     """
-    from .zoo import ZooError, load_from, model_path, with_ext, strip_ext
+    from fkd.zoo import ZooError, load_from, model_path, with_ext, strip_ext
 
     if spec.startswith("zoo:"):
         parts = spec[4:].strip("/").split("/")
@@ -70,7 +71,7 @@ def load_network(spec: str, input_shape: tuple[int, ...]) -> Loaded:
         if len(parts) != 2:
             raise NetworkFileError(f"{spec!r}: write a zoo name as zoo:<dataset>/<name>, e.g. zoo:mnist/fd or "
                                    "zoo:pixel/cifar10/fd-a0.75 (`python -m fkd zoo` lists the models)")
-        from .config import resolve_model
+        from fkd.config import resolve_model
 
         try:
             stem = model_path(parts[0], *resolve_model(parts[0], parts[1]), units=units)
@@ -107,7 +108,7 @@ def load_network(spec: str, input_shape: tuple[int, ...]) -> Loaded:
 
 
 @dataclass(frozen=True)
-class AuditConfig:
+class AuditConfig(StudyConfig):
     """What to audit: ``teacher`` and ``student`` (``load_network`` specs) on a dataset's fixed
     subset (``dataset``) or the user's images (``images``, a .npy (N, C, H, W) in [0, 1]; optional
     ``labels``, a .npy (N,) of class indices), at each eps read in ``units`` (``std``: the per-channel
@@ -135,50 +136,41 @@ class AuditConfig:
             raise ValueError("give the images: a dataset (--dataset mnist|fashion-mnist|cifar10) or your own "
                              "array (--images FILE.npy), not both")
         if self.dataset is not None:
-            object.__setattr__(self, "dataset", parse(Dataset, self.dataset))
-            object.__setattr__(self, "units", resolve_units(self.units, self.dataset))
+            self._set(dataset=parse(Dataset, self.dataset))
+            self._set(units=resolve_units(self.units, self.dataset))
         else:
             default = EpsUnits.NORMALISED if self.std else EpsUnits.PIXEL
-            object.__setattr__(self, "units", parse(EpsUnits, self.units) if self.units else default)
+            self._set(units=parse(EpsUnits, self.units) if self.units else default)
             if self.units is EpsUnits.NORMALISED and not self.std:
                 raise ValueError("eps in normalised units on your own images needs their std: pass --std "
                                  "(one value or one per channel), or read eps in pixel units")
         if self.std is not None:
-            object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-        object.__setattr__(self, "method", parse(BoundMethod, self.method))
-        object.__setattr__(self, "modes", tuple(parse(DiffMode, m) for m in self.modes))
-        if isinstance(self.attack, dict):
-            object.__setattr__(self, "attack", Attack(**self.attack))
+            self._set(std=tuple(float(s) for s in self.std))
+        self._set(method=parse(BoundMethod, self.method))
+        self._set(modes=tuple(parse(DiffMode, m) for m in self.modes))
+        self._set(attack=as_attack(self.attack))
         eps = tuple(float(e) for e in self.eps) or tuple(e for e in PAPER_EPS.get(self.dataset, ()) if e > 0)
         if not eps or any(not 0.0 < e <= 1.0 for e in eps):
             raise ValueError(f"eps must be a non-empty list of radii in (0, 1] ({self.units.value} units), got {eps}")
-        object.__setattr__(self, "eps", tuple(float(e) for e in eps))
+        self._set(eps=tuple(float(e) for e in eps))
         if self.n_images < 1:
             raise ValueError(f"n_images must be at least 1, got {self.n_images}")
         if not self.modes:
             raise ValueError("modes must name at least one FAITHUB mode: paper, tight or joint")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: (v.value if hasattr(v, "value") else [getattr(x, "value", x) for x in v]
-                    if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AuditConfig":
         return cls(**{**d, "eps": tuple(d["eps"]), "modes": tuple(d["modes"]),
                       "std": tuple(d["std"]) if d.get("std") else None})
 
-    def fingerprint(self) -> str:
-        """Hash of what decides a row's values (eps and the image count may grow between invocations)."""
-        keep = {k: v for k, v in self.to_dict().items() if k not in ("eps", "n_images")}
-        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+    VARYING = ("eps", "n_images")  # may grow between invocations
 
 
 def load_images(cfg: AuditConfig) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
     """The audited images (N, C, H, W) float32 in [0, 1], their labels (N,) or None, and their ids
     (test-set indices of a dataset's fixed subset, or row numbers of the user's array)."""
     if cfg.dataset is not None:
-        from .data import eval_subset
+        from fkd.data import eval_subset
 
         x, y, idx = eval_subset(cfg.dataset, cfg.n_images)
         return x, y, list(idx)
@@ -277,10 +269,9 @@ def run_task(cfg: AuditConfig, position: int, eps: float) -> dict[str, Any]:
         best = (res.value, mode.value) if best is None or res.value < best[0] else best
     row.update(faithub=f"{best[0]:.7g}", faithub_mode=best[1])
     if cfg.agreement:
-        from .bounds.agreement import certify_agreement
-
-        ag = certify_agreement(teacher, student, pair.t_net, pair.s_net, x0, r, cfg.solver, cfg.time_limit, cfg.attack,
-                               task_generator(cfg.seed, "audit-agreement", eps, position))
+        point = disagreement_point(teacher, student, x0, r, cfg.attack,
+                                   task_generator(cfg.seed, "audit-agreement", eps, position))
+        ag = certify_agreement(teacher, student, pair.t_net, pair.s_net, x0, r, cfg.solver, cfg.time_limit, point)
         row.update(agreement=ag.outcome.value, agreement_by=ag.decided_by)
     row.update(status=next((s for s in ("failed", "time_limit") if s in status), "ok"),
                seconds=round(time.perf_counter() - t0, 3))
@@ -311,11 +302,11 @@ def audit(cfg: AuditConfig, out: Path | str, *, workers: int = 1, scheduler: str
 
     Args:
         workers: K > 1 runs the tasks on a Dask LocalCluster of K processes; scheduler: a running
-            Dask scheduler's address instead. ``fkd.audit_report.write_report(out)`` reads the result.
+            Dask scheduler's address instead. ``fkd.book.audit_report.write_report(out)`` reads the result.
     """
     import csv
 
-    from .provenance import record
+    from fkd.provenance import record
 
     out = Path(out)
     pair, x, _, _ = _pair(json.dumps(cfg.to_dict(), sort_keys=True))  # refuses a bad pair before anything is written

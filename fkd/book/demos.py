@@ -9,17 +9,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .attacks import pgd
-from .config import Dataset, Method, parse, train_config
-from .units import default_units, radius
-from .losses import Logits, get_method
-from .runner import torch_threads
+from fkd.attacks import pgd
+from fkd.config import Dataset, Method, parse, train_config
+from fkd.units import default_units, radius
+from fkd.losses import Logits, get_method
+from fkd.experiments.runner import torch_threads
 
 METHODS = (Method.SD, Method.ARD, Method.RSLAD, Method.FD)
 
 
 def _batch(dataset: Dataset, n: int):
-    from .data import eval_subset
+    from fkd.data import eval_subset
 
     x, y, _ = eval_subset(dataset, n)
     return x, y
@@ -76,7 +76,7 @@ def loss_table(dataset: Dataset | str = Dataset.MNIST, n_images: int = 128, seed
     """
     import pandas as pd
 
-    from .zoo import load_model
+    from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)
     x, y = _batch(d, n_images)
@@ -104,7 +104,7 @@ def gap_at_training_points(dataset: Dataset | str = Dataset.MNIST, n_images: int
     """
     import pandas as pd
 
-    from .zoo import load_model
+    from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)
     x, y = _batch(d, n_images)
@@ -129,7 +129,7 @@ def registry_table():
     maximisation it trains against and the logits it reads."""
     import pandas as pd
 
-    from .losses import REGISTRY
+    from fkd.losses import REGISTRY
 
     return pd.DataFrame([{"method": m.value.upper(), "equation": spec.equation, "inner maximisation": spec.attack,
                           "reads the logits of": ", ".join(sorted(spec.needs))} for m, spec in REGISTRY.items()])
@@ -141,13 +141,13 @@ def plot_training_points(dataset: Dataset | str = Dataset.MNIST, student: str = 
     the teacher-student gap ||f_t - f_s||_inf there. Returns a matplotlib Figure."""
     import matplotlib.pyplot as plt
 
-    from .zoo import load_model
+    from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)
     x, y = _batch(d, image + 1)
     x, y = x[image:image + 1], y[image:image + 1]
     teacher, model = load_model(d, "rt").eval(), load_model(d, student).eval()
-    from .present import WIDTH, legible
+    from fkd.book.present import WIDTH, legible
 
     fig, axes = plt.subplots(1, len(METHODS), figsize=(WIDTH, 3.0), layout="constrained")
     for ax, m in zip(axes, METHODS):

@@ -8,20 +8,21 @@ gives every restart count at once, and the values are nested (more restarts neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 
-from .config import Dataset, EpsUnits, eps_label, model_name, parse, resolve_model
-from .metrics import Attack, EmplbStrategy, emplb
-from .units import pixel_label, radius, resolve_units
+from fkd.config import Dataset, EpsUnits, eps_label, parse, resolve_model
+from fkd.experiments.study import StudyConfig, zoo_students
+from fkd.metrics import Attack, EmplbStrategy, emplb
+from fkd.units import pixel_label, radius
 
 STEPS = (1, 5, 10, 25, 50, 100, 200)
 RESTARTS = (1, 2, 5, 10, 20)
 
 
 @dataclass(frozen=True)
-class AttackStudyConfig:
+class AttackStudyConfig(StudyConfig):
     """EMPLB of ``students`` (zoo names) against the teacher on images ``images`` (positions in
     the fixed evaluation subset) at one ``eps``, for every steps x restarts x strategy."""
     dataset: Dataset
@@ -36,21 +37,14 @@ class AttackStudyConfig:
     units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
-        d = parse(Dataset, self.dataset)
-        object.__setattr__(self, "dataset", d)
-        object.__setattr__(self, "units", resolve_units(self.units, d))
-        object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
-        object.__setattr__(self, "strategies", tuple(parse(EmplbStrategy, s) for s in self.strategies))
+        d = self._dataset_units()
+        self._set(students=zoo_students(d, self.students))
+        self._set(strategies=tuple(parse(EmplbStrategy, s) for s in self.strategies))
         if EmplbStrategy.BOTH in self.strategies:
             raise ValueError("list the strategies to compare (max, classes); 'both' is their per-image maximum")
         if not 0 < self.eps <= 1 or not self.images or min(self.steps) < 1 or min(self.restarts) < 1:
             raise ValueError("need 0 < eps <= 1, some images, steps >= 1 and restarts >= 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset.value, "students": list(self.students), "eps": self.eps,
-                "images": list(self.images), "steps": list(self.steps), "restarts": list(self.restarts),
-                "strategies": [s.value for s in self.strategies], "step_factor": self.step_factor, "seed": self.seed,
-                "units": self.units.value}
 
 
 def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True):
@@ -59,8 +53,8 @@ def attack_strength(cfg: AttackStudyConfig, zoo_root=None, progress: bool = True
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .data import eval_subset
-    from .zoo import load_model
+    from fkd.data import eval_subset
+    from fkd.zoo import load_model
 
     x_all, _, idx_all = eval_subset(cfg.dataset)
     pick = torch.as_tensor(cfg.images)
@@ -140,3 +134,27 @@ def ordering_flips(df, a: str, b: str, restarts: int | None = None):
             out.append({"strategy": strategy, "steps": steps, "restarts": r, "images": len(cur),
                         "flipped": float(((cur != final.reindex(cur.index)) & both).mean())})
     return pd.DataFrame(out)
+
+
+def run_study(cfg: AttackStudyConfig, out, zoo_root=None, progress: bool = True):
+    """Run ``cfg`` into ``out``: ``attack_study.csv`` (the sweep's rows) and ``run.json`` (config, seed,
+    wall time, packages, machine, commit).
+
+    Returns:
+        The rows, as ``attack_strength`` gives them.
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    from fkd.provenance import record
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    df = attack_strength(cfg, zoo_root=zoo_root, progress=progress)
+    df.to_csv(out / "attack_study.csv", index=False)
+    (out / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "seed": cfg.seed,
+                                              "wall_time_s": round(time.perf_counter() - t0, 1), **record()},
+                                             indent=1) + "\n")
+    return df

@@ -204,7 +204,7 @@ def table(frame, caption: str | None = None, *, precision: int = 1, index: bool 
 
 
 def records(frame, caption: str = "Run records") -> Table:
-    """Run records (``fkd.book.records_table``) in a collapsed details block: the summary line says how
+    """Run records (``fkd.book.chapters.records_table``) in a collapsed details block: the summary line says how
     many runs and their total wall time; opened, one row per run."""
     minutes = frame["wall time (min)"].sum() if "wall time (min)" in frame.columns else None
     summary = f"{caption}: {len(frame)} run{'s' if len(frame) != 1 else ''}" + (

@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import Dataset, EpsUnits, parse
+from fkd.config import Dataset, EpsUnits, parse
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+from fkd.paths import RESULTS
 
 #: what each published variant changes against the normalised reading's zoo teacher
 VARIANTS = {
@@ -37,7 +36,7 @@ class TeacherRun(NamedTuple):
 
 def teacher_runs(dataset: Dataset | str, results: Path | str = RESULTS) -> list[TeacherRun]:
     """Every published teacher of ``dataset`` with an evaluation, in the order of the module docstring."""
-    from .zoo import load_meta
+    from fkd.zoo import load_meta
 
     d, results = parse(Dataset, dataset), Path(results)
     runs = []
@@ -70,9 +69,9 @@ def teacher_table(dataset: Dataset | str, results: Path | str = RESULTS):
     """
     import pandas as pd
 
-    from .evaluate import load_results
-    from .units_report import _table1_cells
-    from .zoo import paper_clean_accuracy
+    from fkd.experiments.evaluate import load_results
+    from fkd.book.units_report import _table1_cells
+    from fkd.zoo import paper_clean_accuracy
 
     d = parse(Dataset, dataset)
     paper_clean = paper_clean_accuracy()[(d.value, "rt", None)]

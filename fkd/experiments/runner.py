@@ -1,6 +1,6 @@
 """Run independent tasks here or on Dask, with atomic part files, resume and run records.
 
-Shared by the empirical evaluation (``fkd.evaluate``) and the verifier (``fkd.verify``): each
+Shared by the empirical evaluation (``fkd.experiments.evaluate``) and the verifier (``fkd.experiments.verify``): each
 task writes its rows to its own part file; a part that exists is a finished task, so a killed run
 resumes by skipping it. Tasks run in this process, on a Dask LocalCluster of ``workers`` single-
 thread processes, or on a running Dask scheduler (e.g. from dask-jobqueue on Slurm/PBS).
@@ -96,7 +96,7 @@ def run_growing(job: Callable[..., tuple[Any, float]], cfg: Any, out: Path, task
     """Run every task whose part file lacks some of ``students`` (runs resume and grow in students,
     eps and images), as ``job(cfg.to_dict(), out, (*task, missing students), threads)``, then write
     the run record. ``have(task)``: the rows already in the task's part file."""
-    from .provenance import record
+    from fkd.provenance import record
 
     provenance = provenance or record()
     todo = []
@@ -212,7 +212,7 @@ def write_record(out: Path, run: dict[str, Any]) -> None:
     """
     cfg = run.get("config", {})
     if {"dataset", "eps", "units"} <= set(cfg) and "eps_pixel" not in run:
-        from .units import pixel_label, radius
+        from fkd.units import pixel_label, radius
 
         grid = cfg["eps"] if isinstance(cfg["eps"], (list, tuple)) else [cfg["eps"]]
         std = tuple(cfg["std"]) if cfg.get("std") else None

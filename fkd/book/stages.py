@@ -1,4 +1,4 @@
-"""The full reproduction stage by stage (issue 6): one record per (dataset, stage) saying what ran,
+"""The full reproduction stage by stage: one record per (dataset, stage) saying what ran,
 on which machine, with which solver and licence, from which commit, and for how long in total.
 
 It reads what the runs left behind and holds no number of its own: the zoo's metadata (training:
@@ -12,15 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import Dataset, Method, resolve_model
+from fkd.config import Dataset, Method, resolve_model
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+from fkd.losses import PAPER_STUDENTS
+from fkd.paths import RESULTS
 
 #: the stages of the reproduction, in the order they run
 STAGES = ("train teacher", "train students", "evaluate (Tables 1, 5)", "attack study (Table 3)",
           "verify (Tables 2, 5)")
-PAPER_METHODS = {Method.SD, Method.ARD, Method.RSLAD, Method.FD}
+PAPER_METHODS = {Method(m) for m in PAPER_STUDENTS}
 
 #: run directories of each evaluation-side stage, relative to ``results/``
 RUN_DIRS = {
@@ -116,8 +116,8 @@ def stage_records(results: Path | str = RESULTS, zoo: Path | str | None = None):
     """
     import pandas as pd
 
-    from .units import default_units
-    from .zoo import units_root, zoo_dir
+    from fkd.units import default_units
+    from fkd.zoo import units_root, zoo_dir
 
     results, zoo = Path(results), Path(zoo) if zoo else zoo_dir()
     rows = []

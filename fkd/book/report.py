@@ -1,7 +1,7 @@
 """The reproduction report: the paper's claims (i) to (v) checked on our result rows, and how far
 each table's cells sit from the paper's.
 
-Every function takes result rows (``fkd.evaluate`` long rows, ``fkd.verify`` rows) and returns a
+Every function takes result rows (``fkd.experiments.evaluate`` long rows, ``fkd.experiments.verify`` rows) and returns a
 DataFrame; nothing here holds a number of its own. A claim is checked cell by cell (one cell: one
 eps, student and quantity) and reported as ``holds`` (every cell), ``partly`` (some) or ``fails``.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
-from .config import Dataset, eps_label, model_name, parse, resolve_model
-from .tables import table1, table2
+from fkd.config import Dataset, eps_label, model_name, parse, resolve_model
+from fkd.book.tables import table1, table2
 
 ADVERSARIAL = ("ARD", "RSLAD", "FD")
 
@@ -53,7 +53,7 @@ def _row(claim: str, dataset: Dataset | str, held: int, total: int, detail: str,
 
 def _student_means(rows, metric_col: str):
     """Mean of ``metric_col`` per (eps, paper student name) over images, paper's students only."""
-    from .tables import _paper_column
+    from fkd.book.tables import _paper_column
 
     d = parse(Dataset, rows.dataset.iloc[0])
     r = rows.assign(column=[_paper_column(d, s) for s in rows.student])
@@ -179,8 +179,8 @@ def claims(empirical, certified: Mapping[str, Any], mode: str = "tight"):
     """All five claims as one DataFrame (claim, dataset, verdict, cells held/total, detail).
 
     Args:
-        empirical: ``fkd.evaluate`` rows of any datasets (concatenated).
-        certified: dataset name -> ``fkd.verify`` rows (CIFAR-10's with the FD alpha students for (v)).
+        empirical: ``fkd.experiments.evaluate`` rows of any datasets (concatenated).
+        certified: dataset name -> ``fkd.experiments.verify`` rows (CIFAR-10's with the FD alpha students for (v)).
     """
     import pandas as pd
 

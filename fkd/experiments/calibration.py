@@ -1,4 +1,4 @@
-"""Relative calibration, the paper's "connection to model calibration" (issue 8).
+"""Relative calibration, the paper's "connection to model calibration".
 
 The paper calls a student *relatively calibrated* to its teacher when their confidences agree near
 the data (section 3). Classical calibration asks whether a model's confidence matches its accuracy.
@@ -18,17 +18,18 @@ in [0, 1] (empty bins contribute 0). Per-image rows are kept, so any bin count c
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import Tensor
 
-from .config import Dataset, EpsUnits, eps_label, model_name, parse, resolve_model
-from .metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
-from .runner import task_generator, torch_threads, write_record
-from .units import pixel_label, radius, resolve_units
+from fkd.config import Dataset, EpsUnits, eps_label, parse, resolve_model
+from fkd.metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
+from fkd.experiments.study import StudyConfig, zoo_students
+from fkd.experiments.runner import task_generator, torch_threads, write_record
+from fkd.units import pixel_label, radius
 
 #: The paper's main radius per dataset (pixel units): where the chapters compare the students.
 MAIN_EPS = {Dataset.MNIST: 0.1, Dataset.FASHION_MNIST: 8 / 255, Dataset.CIFAR10: 8 / 255}
@@ -77,7 +78,7 @@ def ece_of_probs(probs: Tensor, labels: Tensor, n_bins: int = N_BINS) -> float:
 
 
 @dataclass(frozen=True)
-class CalibrationConfig:
+class CalibrationConfig(StudyConfig):
     """One calibration run: the students of one dataset, clean and at the EMPLB points of ``eps``."""
     dataset: Dataset
     students: tuple[str, ...]
@@ -90,18 +91,12 @@ class CalibrationConfig:
     units: EpsUnits | None = None
 
     def __post_init__(self) -> None:
-        d = parse(Dataset, self.dataset)
-        object.__setattr__(self, "dataset", d)
-        object.__setattr__(self, "units", resolve_units(self.units, d))
-        object.__setattr__(self, "strategy", parse(EmplbStrategy, self.strategy))
-        object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
+        d = self._dataset_units()
+        self._set(strategy=parse(EmplbStrategy, self.strategy))
+        self._set(students=zoo_students(d, self.students))
         if not self.students or "rt" in self.students or not 0 <= self.eps <= 1 or self.n_images < 1:
             raise ValueError("name at least one student (not rt), eps in [0, 1] and n_images >= 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {**d, "dataset": self.dataset.value, "strategy": self.strategy.value, "students": list(self.students),
-                "units": self.units.value}
 
 
 def calibration_config(dataset: Dataset | str, students: Iterable[str], *, eps: float | None = None,
@@ -133,8 +128,8 @@ def calibration_rows(cfg: CalibrationConfig, zoo_root: Path | None = None, batch
     Returns:
         rows with COLUMNS; ``point`` clean or emplb, ``model`` teacher or student.
     """
-    from .data import eval_subset
-    from .zoo import load_model
+    from fkd.data import eval_subset
+    from fkd.zoo import load_model
 
     x, y, idx = eval_subset(cfg.dataset, cfg.n_images)
     teacher = load_model(cfg.dataset, *resolve_model(cfg.dataset, cfg.teacher), root=zoo_root,
@@ -195,43 +190,6 @@ def reliability_table(rows, n_bins: int = N_BINS):
     return pd.concat(parts, ignore_index=True)
 
 
-def plot_reliability(rel, students: Iterable[str], point: str = "clean", title: str = ""):
-    """Reliability diagrams, one panel per student: teacher and student accuracy per confidence bin
-    against the diagonal (perfect calibration); bar width is the bin, bar height its accuracy.
-
-    Args:
-        rel: ``reliability_table`` rows of one dataset.
-    Returns:
-        matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    students = list(students)
-    cols = min(4, len(students))
-    rows = -(-len(students) // cols)
-    from .plots import student_label
-    from .present import WIDTH, legible
-
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.3 * rows + 1.0), sharey=True, squeeze=False,
-                             layout="constrained")
-    for ax in axes.flat[len(students):]:
-        ax.set_visible(False)
-    for ax, st in zip(axes.flat, students):
-        for model, colour, off in (("teacher", "tab:gray", 0.0), ("student", "tab:blue", 0.5)):
-            r = rel[(rel.student == st) & (rel.point == point) & (rel.model == model) & (rel["count"] > 0)]
-            w = (r.hi - r.lo) / 2
-            ax.bar(r.lo + off * (r.hi - r.lo), r.accuracy, width=w, align="edge", color=colour, alpha=0.8, label=model)
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", xticks=[0, 0.5, 1])
-        ax.set_title(student_label(st, students))
-    for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
-    fig.suptitle(title or f"reliability at the {point} points")
-    return legible(fig)
-
-
 def _finished(out: Path, cfg: CalibrationConfig) -> bool:
     """Whether ``out`` holds the per-image rows of a finished run of ``cfg``."""
     import json
@@ -243,13 +201,12 @@ def _finished(out: Path, cfg: CalibrationConfig) -> bool:
 
 def run(cfg: CalibrationConfig, out: Path | str, n_bins: int = N_BINS) -> Path:
     """Compute ``cfg`` into ``out``: calibration.csv.gz (per-image rows) and run.json (config, seed,
-    wall time, package versions, machine, commit), then ece.csv, reliability.csv and
-    reliability_<point>.png with ``n_bins`` bins. The rows of a finished run of the same config in
+    wall time, package versions, machine, commit), then ece.csv and reliability.csv with ``n_bins``
+    bins (``fkd.book.reliability.write_figures`` draws them). The rows of a finished run of the same config in
     ``out`` are kept, not recomputed (the tables and figures are redrawn from them)."""
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from .provenance import record
+    from fkd.provenance import record
 
     out = Path(out)
     if _finished(out, cfg):
@@ -263,13 +220,7 @@ def run(cfg: CalibrationConfig, out: Path | str, n_bins: int = N_BINS) -> Path:
         write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed,
                            "wall_time_s": round(time.perf_counter() - t0, 1), **provenance})
     ece_table(rows, n_bins).to_csv(out / "ece.csv", index=False)
-    rel = reliability_table(rows, n_bins)
-    rel.round(4).to_csv(out / "reliability.csv", index=False)
-    for point in ("clean", "emplb"):
-        label = "clean points" if point == "clean" else f"EMPLB points, eps {eps_label(cfg.eps)}"
-        fig = plot_reliability(rel, cfg.students, point, f"{cfg.dataset.value}: reliability at the {label}")
-        fig.savefig(out / f"reliability_{point}.png", dpi=110)
-        plt.close(fig)
+    reliability_table(rows, n_bins).round(4).to_csv(out / "reliability.csv", index=False)
     return out
 
 

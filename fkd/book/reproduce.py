@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Profile, parse
+from fkd.config import Profile, parse
 
-ROOT = Path(__file__).resolve().parent.parent
+from fkd.paths import ROOT, TOC
 
 
 class ChapterFailed(RuntimeError):
@@ -35,7 +35,7 @@ class Outcome:
     output: Path
 
 
-def chapters(toc: Path | str = ROOT / "_toc.yml") -> list[Path]:
+def chapters(toc: Path | str = TOC) -> list[Path]:
     """The notebooks (.ipynb) named in the book's table of contents, in reading order."""
     toc = Path(toc)
     files = []

@@ -1,4 +1,4 @@
-"""Exact delta* runs: where EMPLB and FAITHUB sit relative to delta* (issue 7, part 3).
+"""Exact delta* runs: where EMPLB and FAITHUB sit relative to delta*.
 
 One task per (image, eps): for every student, EMPLB (the paper's attack, both objectives), FAITHUB
 (paper, tight and joint modes) and delta* by branch and bound over input splits
@@ -11,9 +11,6 @@ branch and bound stops at its budget long before the gap closes (784 inputs).
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,14 +19,15 @@ from typing import Any
 
 import torch
 
-from .bounds import DiffMode, as_net
-from .bounds.exact import exact_delta
-from .bounds.shared import ImageBounds
-from .config import Dataset, EpsUnits, model_name, parse, resolve_model
-from .metrics import PAPER_ATTACK, Attack, emplb
-from .runner import check_out, locked, merge_part, run_growing, task_generator
-from .units import pixel_label, radius, resolve_units
-from .verify import _have, _part
+from fkd.bounds import DiffMode, as_net
+from fkd.bounds.exact import exact_delta
+from fkd.bounds.shared import ImageBounds
+from fkd.config import Dataset, EpsUnits, parse, resolve_model
+from fkd.metrics import PAPER_ATTACK, Attack, emplb
+from fkd.experiments.study import StudyConfig, as_attack, zoo_students
+from fkd.experiments.runner import check_out, locked, merge_part, run_growing, task_generator
+from fkd.units import pixel_label, radius, resolve_units
+from fkd.experiments.verify import _have, _part
 
 MODES = (DiffMode.PAPER, DiffMode.TIGHT, DiffMode.JOINT)
 COLUMNS = ["dataset", "pair", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "emplb",
@@ -40,7 +38,7 @@ COLUMNS = ["dataset", "pair", "teacher", "student", "method", "alpha", "eps", "u
 
 
 @dataclass(frozen=True)
-class ExactConfig:
+class ExactConfig(StudyConfig):
     """delta* of ``students`` against the pair's teacher on the first ``n_images`` images of the
     fixed subset, at every eps: branch and bound to ``tol`` within ``time_limit`` seconds (or
     ``max_nodes``) per (image, student); FAITHUB by ``bound_method`` (lp or crown); Gurobi's global
@@ -63,15 +61,14 @@ class ExactConfig:
 
     def __post_init__(self) -> None:
         d = parse(Dataset, self.dataset)
-        object.__setattr__(self, "dataset", d)
+        self._set(dataset=d)
         units = resolve_units(self.units, d) if self.pair == "zoo" else parse(EpsUnits, self.units or "pixel")
         if self.pair != "zoo" and units is not EpsUnits.PIXEL:
             raise ValueError(f"the small pair {self.pair} is defined in pixel units; leave units unset or pixel")
-        object.__setattr__(self, "units", units)
-        if isinstance(self.attack, dict):
-            object.__setattr__(self, "attack", Attack(**self.attack))
-        object.__setattr__(self, "students", tuple(model_name(*resolve_model(d, s)) for s in self.students))
-        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+        self._set(units=units)
+        self._set(attack=as_attack(self.attack))
+        self._set(students=zoo_students(d, self.students))
+        self._set(eps=tuple(float(e) for e in self.eps))
         if not self.students or "rt" in self.students:
             raise ValueError("students must name at least one student (e.g. sd, fd)")
         if not self.eps or any(not 0.0 < e <= 1.0 for e in self.eps):
@@ -85,7 +82,7 @@ class ExactConfig:
 
     def small_pair(self):
         """The ``fkd.small.SmallPair`` (ValueError listing the options for an unknown name)."""
-        from .small import get_pair
+        from fkd.small import get_pair
 
         return get_pair(self.pair)
 
@@ -93,28 +90,25 @@ class ExactConfig:
     def pair_name(self) -> str:
         return self.pair
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: (v.value if hasattr(v, "value") else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    VARYING = ("students", "eps", "n_images")  # may grow between invocations
 
-    def fingerprint(self) -> str:
-        """Hash of what decides a row (students, eps and image count may grow between invocations)."""
-        keep = {k: v for k, v in self.to_dict().items() if k not in ("students", "eps", "n_images")}
+    def fingerprint_fields(self) -> dict[str, Any]:
+        keep = super().fingerprint_fields()
         if self.units is EpsUnits.PIXEL:  # pixel-unit runs made before units were recorded keep theirs
             keep.pop("units")
-        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+        return keep
 
 
 @lru_cache(maxsize=16)
 def _model(dataset: Dataset, pair: str, name: str, units: EpsUnits = EpsUnits.PIXEL):
     """(model, lowered net) of a zoo model (pair ``zoo``, the zoo of ``units``) or of the small pair's model."""
-    from .models import INPUT_SHAPE
-    from .small import get_pair, load_small
-    from .zoo import load_model
+    from fkd.models import INPUT_SHAPE
+    from fkd.small import get_pair, load_small
+    from fkd.zoo import cached_model
 
-    method, alpha = resolve_model(dataset, name)
+    method, _ = resolve_model(dataset, name)
     if pair == "zoo":
-        model, shape = load_model(dataset, method, alpha, units=units), INPUT_SHAPE[dataset]
+        model, shape = cached_model(dataset, name, units), INPUT_SHAPE[dataset]
     else:
         small = get_pair(pair)
         model, shape = load_small(small, method), small.input_shape
@@ -123,8 +117,8 @@ def _model(dataset: Dataset, pair: str, name: str, units: EpsUnits = EpsUnits.PI
 
 def images(cfg: ExactConfig) -> tuple[torch.Tensor, list[int]]:
     """The run's images (N, C, H, W) (pooled for a small pair) and their test-set indices."""
-    from .data import eval_subset
-    from .small import small_subset
+    from fkd.data import eval_subset
+    from fkd.small import small_subset
 
     if cfg.pair == "zoo":
         x, _, idx = eval_subset(cfg.dataset, cfg.n_images)
@@ -146,7 +140,7 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
         g = task_generator(cfg.seed, cfg.dataset.value, cfg.pair_name, name, eps, position, "emplb")
         e = emplb(teacher, student, x0[None], r, cfg.attack, "both", g)
         t0 = time.perf_counter()
-        bounds = {m.value: getattr(shared, m.value)(t_net, s_net).value for m in MODES}
+        bounds = {m.value: shared.faithub(m, t_net, s_net).value for m in MODES}
         t1 = time.perf_counter()
         d = exact_delta(teacher, student, x0, r, tol=cfg.tol, max_nodes=cfg.max_nodes,
                         time_limit=cfg.time_limit, start_points=e.point, t_net=t_net, s_net=s_net)
@@ -177,8 +171,8 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
 def _global(cfg: ExactConfig, teacher, student, t_net, s_net, x0, eps, e, bab):
     """Gurobi's global MINLP (``fkd.bounds.global_nl``) where asked for and where the licence allows;
     otherwise a record that it did not run (bounds 0 and 1, status skipped or unavailable)."""
-    from .bounds.global_nl import GlobalDelta, global_delta
-    from .bounds.solvers import SolverUnavailable
+    from fkd.bounds.global_nl import GlobalDelta, global_delta
+    from fkd.bounds.solvers import SolverUnavailable
 
     skipped = GlobalDelta(0.0, 1.0, x0, 0.0, "skipped", 0, 0)
     if cfg.global_time_limit <= 0 or len(t_net.ops) != len(s_net.ops):
