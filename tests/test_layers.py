@@ -30,7 +30,8 @@ RANK = {name: rank for name, rank, _ in LAYERS}
 #: the certifier decides bounds on its own: the caller passes any attack point in
 BOUNDS_NEVER = ("fkd.attacks", "fkd.metrics")
 #: names of repository folders that only fkd/paths.py may join onto a path
-REPO_FOLDERS = {"results", "zoo", "reference", "subsets", "checkpoints", ".cache", "data", "_toc.yml"}
+REPO_FOLDERS = {"results", "zoo", "reference", "subsets", "checkpoints", ".cache", "data", "_toc.yml",
+                "empirical", "certified", "units", "related", "beyond", "figures", "calibration", "audit"}
 
 
 def layer(module: str) -> str:

@@ -38,11 +38,11 @@ def example(profile: str = "quick", out: Path | str = "_build/reproduce", seed: 
         (AuditConfig, run directory ``out/audit/mnist-pixel-fd``).
     """
     from fkd.experiments.audit import AuditConfig
-    from fkd.paths import ROOT
+    from fkd.paths import audit_example
     from fkd.onnx_import import export
     from fkd.zoo import load_model
 
-    run = (Path(out) if Path(out).is_absolute() else ROOT / out) / "audit" / "mnist-pixel-fd"
+    run = audit_example(out)
     files = {name: export(load_model("mnist", name, units="pixel"), run / "files" / f"{name}.onnx", (1, 28, 28))
              for name in ("rt", "fd")}
     quick = profile == "quick"

@@ -171,7 +171,7 @@ def exact_experiment(profile: str = "quick", seed: int = 0, out: str | Path = "_
     quick: the first image, FD, eps 0.02, 5 s of branch and bound and 10 s per global solve (seconds);
     full: the published run's settings (``results/beyond/README.md``).
     """
-    from fkd.paths import ROOT
+    from fkd.paths import under_root
     from fkd.config import Profile
     from fkd.experiments.exact_study import ExactConfig, exact_study
     from fkd.experiments.runner import torch_threads
@@ -180,7 +180,7 @@ def exact_experiment(profile: str = "quick", seed: int = 0, out: str | Path = "_
     cfg = ExactConfig(pair=pair, students=("fd",) if quick else ("sd", "fd"), eps=(0.02,) if quick else (0.02, 0.05, 0.1),
                       n_images=1 if quick else 5, time_limit=5.0 if quick else 30.0,
                       global_time_limit=10.0 if quick else 30.0, seed=seed)
-    out = Path(out) if Path(out).is_absolute() else ROOT / out
+    out = under_root(out)
     with torch_threads(1):
         return exact_study(cfg, out / f"exact-{pair}", progress=False)
 

@@ -19,7 +19,7 @@ from fkd.losses import PAPER_STUDENTS
 from fkd.experiments.runner import torch_threads
 from fkd.units import default_units, radius, resolve_units
 
-from fkd.paths import CERTIFIED, EMPIRICAL, ROOT
+from fkd.paths import CERTIFIED, EMPIRICAL, ROOT, kind_dirs, under_root
 
 #: the book's quick profile: (images evaluated for Table 1 and EMPLB, images verified for Table 2);
 #: smaller than `python -m fkd evaluate --profile quick` (fkd.experiments.evaluate.QUICK_IMAGES) so that the
@@ -150,7 +150,7 @@ def experiment(profile: str = "quick", dataset: str = "mnist", n_images: int | N
     out = Path(out)
     return Experiment(dataset=d, profile=p, students=tuple(students), eps=grid, n_images=n_eval,
                       n_verify=min(n_ver, n_eval), bound_method=method, device=device, seed=seed,
-                      out=out if out.is_absolute() else ROOT / out, workers=workers, units=units)
+                      out=under_root(out), workers=workers, units=units)
 
 
 def provenance(run_dir: Path | str) -> dict[str, Any]:
@@ -284,10 +284,10 @@ def report_runs(profile: str = "quick", out: str | Path = "_build/reproduce") ->
             pub = published(d)
             e, c, r = pub.empirical, pub.certified, pub.records
         else:
-            base = (Path(out) if Path(out).is_absolute() else ROOT / out) / d.value
-            e = load_results(base / "empirical") if (base / "empirical").exists() else None
-            c = pd.read_csv(base / "certified" / "verify.csv") if (base / "certified" / "verify.csv").exists() else None
-            r = [provenance(base / k) for k in ("empirical", "certified") if (base / k / "run.json").exists()]
+            base = kind_dirs(under_root(out) / d.value)
+            e = load_results(base.empirical) if base.empirical.exists() else None
+            c = pd.read_csv(base.certified / "verify.csv") if (base.certified / "verify.csv").exists() else None
+            r = [provenance(k) for k in (base.empirical, base.certified) if (k / "run.json").exists()]
         if e is None or c is None:
             raise FileNotFoundError(f"no {'published' if p is Profile.QUICK else 'full-profile'} runs of {d.value}. "
                                     "Fix: run the Experiments chapters first (python -m fkd reproduce --profile "

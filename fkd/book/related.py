@@ -18,7 +18,7 @@ from fkd.config import (PAPER_EPS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Met
                      resolve_model)
 
 from fkd.losses import RELATED_STUDENTS
-from fkd.paths import RESULTS, ROOT
+from fkd.paths import RESULTS, kind_dirs, published_runs, related_base, under_root
 #: Column order of every table: teacher, the paper's students, the related students.
 ORDER = ("RT", "SD", "ARD", "RSLAD", "FD", "KDIGA", "TFKD", "FDBOTH")
 RELATED = tuple(Method(m) for m in RELATED_STUDENTS)
@@ -89,29 +89,29 @@ def related_runs(dataset: Dataset | str, results: Path | str = RESULTS) -> Relat
     from fkd.experiments.evaluate import load_results
 
     d, results = parse(Dataset, dataset), Path(results)
-    rel = results / "related" / d.value
-    if not (rel / "empirical").exists():
-        raise FileNotFoundError(f"no related run at {rel / 'empirical'}. Fix: see results/related/README.md.")
-    new = load_results(rel / "empirical")
-    old = load_results(results / "empirical" / d.value)
+    rel, pub = kind_dirs(related_base(results) / d.value), published_runs(d.value, results)
+    if not rel.empirical.exists():
+        raise FileNotFoundError(f"no related run at {rel.empirical}. Fix: see results/related/README.md.")
+    new = load_results(rel.empirical)
+    old = load_results(pub.empirical)
     images = set(new.image)
     new = new[new.student != "rt"]                      # the teacher's rows: the paper's run has them
     emp = pd.concat([old[old.image.isin(images)], new], ignore_index=True)
-    cert_new, cert_old = _read_verify(rel / "certified"), _read_verify(results / "certified" / d.value)
+    cert_new, cert_old = _read_verify(rel.certified), _read_verify(pub.certified)
     cert = None
     if cert_new is not None and cert_old is not None:
         shared = set(cert_new.image) & set(cert_old.image)
         cert = pd.concat([cert_old, cert_new], ignore_index=True)
         cert = cert[cert.image.isin(shared)].reset_index(drop=True)
-    cal = load_calibration(rel / "calibration") if (rel / "calibration" / "calibration.csv.gz").exists() else None
-    agr_dir = results / "beyond" / f"agreement-{d.value}"
-    agr, agr_new = _read_verify(agr_dir), _read_verify(rel / "agreement")
+    cal = load_calibration(rel.calibration) if (rel.calibration / "calibration.csv.gz").exists() else None
+    agr_dir = pub.agreement
+    agr, agr_new = _read_verify(agr_dir), _read_verify(rel.agreement)
     if agr is not None and agr_new is not None:  # the related students' own run: on the shared images
         shared = set(agr.image) & set(agr_new.image)
         agr = pd.concat([agr, agr_new], ignore_index=True)
         agr = agr[agr.image.isin(shared)].reset_index(drop=True)
-    dirs = [results / "empirical" / d.value, rel / "empirical", results / "certified" / d.value,
-            rel / "certified", rel / "calibration"] + ([agr_dir, rel / "agreement"] if agr is not None else [])
+    dirs = [pub.empirical, rel.empirical, pub.certified, rel.certified, rel.calibration] + \
+        ([agr_dir, rel.agreement] if agr is not None else [])
     records = [provenance(p) for p in dirs if (p / "run.json").exists()]
     return RelatedRuns(d, emp.reset_index(drop=True), cert, cal, agr, records)
 
@@ -294,8 +294,7 @@ def live_calibration(profile: str = "quick", dataset: Dataset | str = Dataset.MN
 
     d, p = parse(Dataset, dataset), parse(Profile, profile)
     n = n_images or (20 if p is Profile.QUICK else 1000)
-    base = Path(out) if Path(out).is_absolute() else ROOT / out
-    run_dir = run(calibration_config(d, students, n_images=n, seed=seed), base / d.value / "calibration")
+    run_dir = run(calibration_config(d, students, n_images=n, seed=seed), kind_dirs(under_root(out) / d.value).calibration)
     runs = RelatedRuns(d, None, None, load(run_dir), None, [])
     return ece_overview(runs), run_dir
 
@@ -306,7 +305,7 @@ def publish(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST), results: Path | str
     ``results/related/overview.png`` (the chapter's figure). Returns ``results/related``."""
     import matplotlib.pyplot as plt
 
-    dest = Path(results) / "related"
+    dest = related_base(results)
     frames = {}
     for d in datasets:
         runs = related_runs(d, results)

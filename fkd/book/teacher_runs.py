@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from fkd.config import Dataset, EpsUnits, parse
 
-from fkd.paths import RESULTS
+from fkd.paths import RESULTS, kind_dirs, published_runs, units_base
 
 #: what each published variant changes against the normalised reading's zoo teacher
 VARIANTS = {
@@ -40,15 +40,15 @@ def teacher_runs(dataset: Dataset | str, results: Path | str = RESULTS) -> list[
 
     d, results = parse(Dataset, dataset), Path(results)
     runs = []
-    for units, run in ((EpsUnits.PIXEL, results / "empirical" / d.value),
-                       (EpsUnits.NORMALISED, results / "units" / d.value / "empirical")):
+    for units, run in ((EpsUnits.PIXEL, published_runs(d.value, results).empirical),
+                       (EpsUnits.NORMALISED, kind_dirs(units_base(d.value, results)).empirical)):
         if _evaluated(run):
             try:
                 runs.append(TeacherRun(units.value, run, load_meta(d, "rt", units=units)))
             except LookupError:  # the zoo of that reading has no teacher of this dataset yet
                 continue
     for variant, label in VARIANTS.items():
-        run = results / "units" / d.value / f"teacher-{variant}"
+        run = units_base(d.value, results, f"teacher-{variant}")
         if _evaluated(run) and (run / "rt.json").exists():
             runs.append(TeacherRun(label, run, json.loads((run / "rt.json").read_text())))
     return runs

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from fkd.config import Dataset, Domain, EpsUnits, eps_label, parse
 
-from fkd.paths import RESULTS
+from fkd.paths import RESULTS, kind_dirs, published_runs, units_base
 
 #: How close a cell must be to the paper's to count as reproduced: Table 1 in accuracy points,
 #: Table 2 in the mean of a bound over the images.
@@ -44,11 +44,9 @@ def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str 
     label = units.value if isinstance(units, EpsUnits) else str(units)
     if label not in READINGS:
         raise ValueError(f"unknown reading {label!r}; choose one of: {', '.join(READINGS)}")
-    cert = "certified" if parse(Domain, domain) is Domain.CLAMPED else "certified-plain"
-    if label == "pixel":
-        return results / "empirical" / d.value, results / cert / d.value
-    base = results / "units" / d.value / ("input-norm" if label == "input-norm" else "")
-    return base / "empirical", base / cert
+    dirs = published_runs(d.value, results) if label == "pixel" else \
+        kind_dirs(units_base(d.value, results, "input-norm" if label == "input-norm" else ""))
+    return dirs.empirical, dirs.certified if parse(Domain, domain) is Domain.CLAMPED else dirs.certified_plain
 
 
 def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str = RESULTS,
@@ -371,10 +369,11 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
     from fkd.book.tables import PAPER_DATASET, _paper_column, paper_table
 
     d = parse(Dataset, dataset)
-    base = Path(results) / "units" / d.value
+    base = units_base(d.value, results)
     runs = {}
-    for domain, name in (("clamped", "certified"), ("plain", "certified-plain")):
-        path = base / name / "verify.csv.gz"
+    dirs = kind_dirs(base)
+    for domain, run in (("clamped", dirs.certified), ("plain", dirs.certified_plain)):
+        path = run / "verify.csv.gz"
         if path.exists():
             runs[domain] = pd.read_csv(path)
     if len(runs) < 2:
@@ -404,7 +403,7 @@ def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[st
     """``domain_table`` of every dataset whose plain-ball run is published: {dataset: table}."""
     out = {}
     for d in Dataset:
-        if (Path(results) / "units" / d.value / "certified-plain" / "verify.csv.gz").exists():
+        if (kind_dirs(units_base(d.value, results)).certified_plain / "verify.csv.gz").exists():
             out[d.value] = domain_table(d, results, mode)
     return out
 
