@@ -16,7 +16,8 @@ pytest.importorskip("onnxruntime")
 
 from fkd import onnx_import  # noqa: E402
 from fkd.cli import main  # noqa: E402
-from fkd.experiments.audit import AuditConfig, audit, load_network, run_task  # noqa: E402
+from fkd.experiments.audit import AuditConfig, audit, run_task  # noqa: E402
+from fkd.networks import load_network  # noqa: E402
 from fkd.book.audit_report import summary, write_report  # noqa: E402
 from fkd.models import architecture, build  # noqa: E402
 from fkd.onnx_import import ConversionMismatch, NetworkFileError, UnsupportedLayer, convert  # noqa: E402

@@ -1,6 +1,6 @@
 """Audit a user's own teacher-student pair: EMPLB, FAITHUB and agreement per (image, eps).
 
-A network is named by a path or a zoo name (``load_network``): an ``.onnx`` file (converted and
+A network is named by a path or a zoo name (``fkd.networks.load_network``): an ``.onnx`` file (converted and
 checked by ``fkd.onnx_import``), a ``.safetensors`` file with the zoo's JSON architecture beside it,
 or ``zoo:<dataset>/<name>`` (the zoo trained with eps in normalised units, ``zoo/<dataset>``;
 ``zoo:pixel/<dataset>/<name>`` for the pixel-reading zoo in ``zoo/pixel/<dataset>``). The images
@@ -13,7 +13,6 @@ makes ``report.html`` from them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -22,14 +21,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from torch import nn
 
 from fkd.bounds import BoundMethod, DiffMode, as_net
 from fkd.bounds.agreement import certify_agreement
 from fkd.bounds.shared import ImageBounds
 from fkd.config import PAPER_EPS, Dataset, EpsUnits, parse
 from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, emplb, predict
-from fkd.onnx_import import NetworkFileError, convert
+from fkd.networks import Loaded, load_network
+from fkd.onnx_import import NetworkFileError
 from fkd.experiments.study import StudyConfig, as_attack
 from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
 from fkd.units import pixel_label, radius, resolve_units
@@ -38,73 +37,6 @@ from fkd.units import pixel_label, radius, resolve_units
 SOUNDNESS_TOL = 1e-6
 COLUMNS = ["image", "eps", "units", "eps_pixel", "label", "teacher_correct", "student_correct",
            "empirical_agreement", "emplb", "faithub", "faithub_mode", "agreement", "agreement_by", "seconds"]
-
-
-class Loaded(NamedTuple):
-    """A network ready for the audit: ``model`` (eval mode), where it came from and how it was checked."""
-    model: nn.Sequential
-    kind: str                  # onnx | safetensors | zoo
-    path: str
-    sha256: str
-    check: dict[str, Any] | None
-    notes: tuple[str, ...]
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_network(spec: str, input_shape: tuple[int, ...]) -> Loaded:
-    """A network from ``spec``: ``path.onnx``, ``path.safetensors`` (with ``path.json``) or ``zoo:<dataset>/<name>``.
-
-    Args:
-        input_shape: one image's shape (C, H, W); the network must accept it.
-    Raises:
-        NetworkFileError naming the file, what is wrong and the fix.
-    """
-    from fkd.zoo import ZooError, load_from, model_path, with_ext, strip_ext
-
-    if spec.startswith("zoo:"):
-        parts = spec[4:].strip("/").split("/")
-        units = EpsUnits.PIXEL if parts[0] == "pixel" else EpsUnits.NORMALISED  # zoo/pixel/<d> or zoo/<d>
-        parts = parts[1:] if units is EpsUnits.PIXEL else parts
-        if len(parts) != 2:
-            raise NetworkFileError(f"{spec!r}: write a zoo name as zoo:<dataset>/<name>, e.g. zoo:mnist/fd or "
-                                   "zoo:pixel/cifar10/fd-a0.75 (`python -m fkd zoo` lists the models)")
-        from fkd.config import resolve_model
-
-        try:
-            stem = model_path(parts[0], *resolve_model(parts[0], parts[1]), units=units)
-            model, _ = load_from(stem)
-        except (ValueError, ZooError) as exc:
-            raise NetworkFileError(f"{spec!r}: {exc}") from None
-        path, kind, check, notes = with_ext(stem, ".safetensors"), "zoo", None, ()
-    else:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise NetworkFileError(f"{path}: no such file. Fix: pass an .onnx file, a .safetensors file with its "
-                                   ".json beside it, or a zoo name such as zoo:mnist/fd")
-        if path.suffix == ".onnx":
-            conv = convert(path, input_shape)
-            model, kind, check, notes = conv.model, "onnx", conv.check, conv.notes
-        elif path.suffix in (".safetensors", ".json"):
-            try:
-                model, _ = load_from(strip_ext(path))
-            except ZooError as exc:
-                raise NetworkFileError(str(exc)) from None
-            path, kind, check, notes = with_ext(strip_ext(path), ".safetensors"), "safetensors", None, ()
-        else:
-            raise NetworkFileError(f"{path}: unknown format {path.suffix!r}. Fix: pass an .onnx file, a "
-                                   ".safetensors file with the zoo's JSON architecture beside it, or zoo:<dataset>/<name>")
-    try:
-        with torch.no_grad():
-            out = model(torch.rand(2, *input_shape))
-    except RuntimeError as exc:
-        raise NetworkFileError(f"{spec}: the network does not take images shaped {input_shape} ({exc}). Fix: "
-                               "audit it on images of the shape it was made for (--dataset or --images).") from None
-    if out.dim() != 2:
-        raise NetworkFileError(f"{spec}: the network outputs shape {tuple(out.shape[1:])} per image, not a logit vector.")
-    return Loaded(model.eval(), kind, str(path), _sha(Path(path)), check, notes)
 
 
 @dataclass(frozen=True)
