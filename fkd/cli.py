@@ -56,6 +56,13 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 FMT = {"formatter_class": _Defaults}  # --help shows every default
 
 
+def _eps_units(p: argparse.ArgumentParser) -> None:
+    """``--eps-units``: how --eps is read, and so which zoo is used."""
+    p.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
+                   help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
+                        "(default: the dataset's reading, fkd.units.DEFAULT_UNITS)")
+
+
 def _run_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     """The options every run shares: seed, Dask workers or scheduler, torch threads, quiet."""
     p.add_argument("--seed", type=int, default=0)
@@ -122,9 +129,7 @@ def _evaluate(sub) -> None:
     e.add_argument("--students", default=",".join(PAPER_STUDENTS), help="comma list: sd,ard,rslad,fd or e.g. fd-a0.75 "
                    "(empty: the teacher alone)")
     e.add_argument("--eps", default=None, help="comma list, e.g. 0,0.1 or 4/255,8/255 (default: the paper's grid)")
-    e.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
-                        "(default: the dataset's reading, fkd.units.DEFAULT_UNITS)")
+    _eps_units(e)
     e.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset")
     e.add_argument("--profile", type=_choice(Profile), default=Profile.FULL,
                    help="full: the paper's subset size; quick: 100 images (CIFAR-10: 20)")
@@ -147,8 +152,7 @@ def _attack_study(sub) -> None:
     a.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     a.add_argument("--students", default=",".join(PAPER_STUDENTS))
     a.add_argument("--eps", default="0.1")
-    a.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
+    _eps_units(a)
     a.add_argument("--n-images", type=int, default=100)
     a.add_argument("--steps", default="1,5,10,25,50,100,200")
     a.add_argument("--restarts", default="1,2,5,10,20")
@@ -166,9 +170,7 @@ def _verify(sub) -> None:
     v.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     v.add_argument("--students", default=",".join(PAPER_STUDENTS))
     v.add_argument("--eps", default=None, help="comma list (default: the paper's grid without 0)")
-    v.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised (the paper's reading) or pixel "
-                        "(default: the dataset's reading, fkd.units.DEFAULT_UNITS)")
+    _eps_units(v)
     v.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset (default: all "
                    "of it: 1000 MNIST and Fashion-MNIST, 100 CIFAR-10 images)")
     v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
@@ -200,8 +202,7 @@ def _calibrate(sub) -> None:
     c.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     c.add_argument("--students", default=",".join(PAPER_STUDENTS + RELATED_STUDENTS))
     c.add_argument("--eps", default=None, help="EMPLB radius (default: 0.1 MNIST, 8/255 otherwise)")
-    c.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
+    _eps_units(c)
     c.add_argument("--n-images", type=int, default=1000, help="first N images of the fixed subset")
     c.add_argument("--bins", type=int, default=15, help="equal-width confidence bins")
     c.add_argument("--seed", type=int, default=0)
@@ -218,8 +219,7 @@ def _exact(sub) -> None:
     x.add_argument("--train", action="store_true", help="train the small pair first (teacher, then students)")
     x.add_argument("--students", default="sd,fd")
     x.add_argument("--eps", default="0.02,0.05,0.1")
-    x.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
+    _eps_units(x)
     x.add_argument("--n-images", type=int, default=5, help="first N images of the fixed subset")
     x.add_argument("--tol", type=float, default=1e-3, help="stop when upper - lower <= tol")
     x.add_argument("--time-limit", type=float, default=60.0, help="branch-and-bound seconds per (image, student)")
@@ -248,8 +248,7 @@ def _figure1(sub) -> None:
     f = sub.add_parser("figure1", **FMT, help="Figure 1: the teacher-student gap over a slice of the eps-ball, with its record")
     f.add_argument("--dataset", type=_choice(Dataset), default=Dataset.MNIST)
     f.add_argument("--eps", default="0.1")
-    f.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
-                   help="how --eps is read, and which zoo: normalised or pixel (default: the dataset's reading)")
+    _eps_units(f)
     f.add_argument("--students", default="sd,fd")
     f.add_argument("--digit", type=int, default=3, help="the first subset image with this label")
     f.add_argument("--grid", type=int, default=101)

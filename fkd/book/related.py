@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 from fkd.config import (PAPER_EPS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Method, eps_label, parse,
                      resolve_model)
 
+from fkd.book.tables import ORDER as PAPER_ORDER
 from fkd.losses import RELATED_STUDENTS
 from fkd.paths import RESULTS, kind_dirs, published_runs, related_base, under_root
 #: Column order of every table: teacher, the paper's students, the related students.
-ORDER = ("RT", "SD", "ARD", "RSLAD", "FD", "KDIGA", "TFKD", "FDBOTH")
+ORDER = (*PAPER_ORDER, *(s.upper() for s in RELATED_STUDENTS))
 RELATED = tuple(Method(m) for m in RELATED_STUDENTS)
 
 

@@ -11,8 +11,9 @@ from typing import Any, Mapping, NamedTuple
 
 from fkd.config import Dataset, eps_label, model_name, parse, resolve_model
 from fkd.book.tables import table1, table2
+from fkd.losses import PAPER_STUDENTS, get_method
 
-ADVERSARIAL = ("ARD", "RSLAD", "FD")
+ADVERSARIAL = tuple(s.upper() for s in PAPER_STUDENTS if get_method(s).adversarial)  # ARD, RSLAD, FD
 
 
 class Miss(NamedTuple):

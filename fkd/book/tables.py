@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from fkd.config import Dataset, Method, eps_label, parse, resolve_model
 
+from fkd.losses import PAPER_STUDENTS
 from fkd.paths import REFERENCE
 PAPER_DATASET = {Dataset.MNIST: "MNIST", Dataset.FASHION_MNIST: "FashionMNIST", Dataset.CIFAR10: "CIFAR10"}
-ORDER = ("RT", "SD", "ARD", "RSLAD", "FD")
+ORDER = ("RT", *(s.upper() for s in PAPER_STUDENTS))  # the paper's rows: its teacher, then its students
 
 
 def paper_table(name: str):
