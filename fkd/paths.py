@@ -27,6 +27,8 @@ FIGURES = RESULTS / "figures"
 #: the book: its chapters (notebooks) and its table of contents
 CHAPTERS = ROOT / "book"
 TOC = ROOT / "_toc.yml"
+#: the built book (jupyter-book's HTML)
+SITE = ROOT / "_build" / "html"
 
 
 def zoo_dir() -> Path:

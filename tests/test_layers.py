@@ -31,7 +31,8 @@ RANK = {name: rank for name, rank, _ in LAYERS}
 BOUNDS_NEVER = ("fkd.attacks", "fkd.metrics")
 #: names of repository folders that only fkd/paths.py may join onto a path
 REPO_FOLDERS = {"results", "zoo", "reference", "subsets", "checkpoints", ".cache", "data", "_toc.yml",
-                "empirical", "certified", "units", "related", "beyond", "figures", "calibration", "audit"}
+                "empirical", "certified", "units", "related", "beyond", "figures", "calibration", "audit",
+                "_build"}
 
 
 def layer(module: str) -> str:
@@ -160,3 +161,11 @@ def test_no_internal_issue_numbers(folder):
            for p in files if p.name != "test_layers.py"
            for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not bad, "\n".join(bad)
+
+
+def test_the_package_exports_the_papers_verbs_only():
+    import fkd
+
+    verbs = {"load_model", "list_zoo", "eval_subset", "pgd", "emplb", "agreement", "faithub", "train", "evaluate",
+             "verify"}
+    assert set(fkd.__all__) == verbs and all(callable(getattr(fkd, v)) for v in verbs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fkd.book.reproduce import chapters
-from fkd.paths import CHAPTERS, ROOT
+from fkd.paths import CHAPTERS, SITE
 
 #: what a closed network needs: no background requests, no sandbox as root, no GPU
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -177,7 +177,7 @@ def open_browser(p):
     return browser, browser.new_page(viewport=VIEWPORT)
 
 
-def check_site(html_dir: Path | str = ROOT / "_build" / "html") -> list[PageReport]:
+def check_site(html_dir: Path | str = SITE) -> list[PageReport]:
     """Open every chapter of the built book in headless Chromium; one PageReport per chapter.
 
     Raises FileNotFoundError naming the fix if the book is not built.
