@@ -51,6 +51,8 @@ class DiffMode(str, enum.Enum):
     PAPER = "paper"  # eq. 9 from logit intervals: d_ij in [l_j - u_i, u_j - l_i]
     TIGHT = "tight"  # bound z_j - z_i directly, intersected with the paper bounds
     JOINT = "joint"  # tight, plus teacher and student at one shared x (fkd.bounds.joint); FAITHUB only
+    SOFTMAX = "softmax"  # tight, then each network's softmax inside its LP/MILP (fkd.bounds.softmax); FAITHUB only
+    JOINT_SOFTMAX = "joint_softmax"  # softmax, then both networks' softmax at one x (fkd.bounds.joint_softmax)
 
 
 class Tightening(str, enum.Enum):
@@ -187,8 +189,8 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         (d_lower, d_upper) (K, K) float64 indexed [i, j], diagonal 0; and the BoundReport.
     """
     mode, method = parse(DiffMode, mode), parse(Method, method)
-    if mode is DiffMode.JOINT:
-        raise ValueError("mode joint bounds a teacher-student pair, not one network: use faithub(..., mode='joint'); "
+    if mode in (DiffMode.JOINT, DiffMode.SOFTMAX, DiffMode.JOINT_SOFTMAX):
+        raise ValueError(f"mode {mode.value} bounds a teacher-student pair, not one network: use faithub(..., mode={mode.value!r}); "
                          "per network choose paper or tight")
     check_one_image(x0, "logit_diff_bounds")
     net = as_net(model, x0.shape)
@@ -265,7 +267,7 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
     """
     mode = parse(DiffMode, mode)
     check_one_image(x0, "faithub")
-    per_net = DiffMode.TIGHT if mode is DiffMode.JOINT else mode
+    per_net = DiffMode.TIGHT if mode in (DiffMode.JOINT, DiffMode.SOFTMAX, DiffMode.JOINT_SOFTMAX) else mode
     nets = [as_net(m, x0.shape) for m in (teacher, student)]
     check_pair(*nets)
     sig, reps, diffs = [], [], []
@@ -283,4 +285,9 @@ def faithub(teacher: nn.Module | Net, student: nn.Module | Net, x0: Tensor, eps:
         margin = pair_margin(reps[0].margin) + pair_margin(reps[1].margin)
         cb = cross_bounds(*nets, x0, eps, cross, solver, time_limit, clamp, margin)
         value = min(value, joint_faithub(*diffs, cb)[0])
+    if mode in (DiffMode.SOFTMAX, DiffMode.JOINT_SOFTMAX):  # the sigma boxes returned stay tight mode's
+        from .shared import ImageBounds
+
+        ib = ImageBounds(x0, eps, method, solver, time_limit, tightening, clamp=clamp)
+        value = min(value, getattr(ib, mode.value)(*nets).value)
     return Faithub(value, sig[0], sig[1], reps[0], reps[1])

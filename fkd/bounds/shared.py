@@ -184,3 +184,18 @@ class ImageBounds:
         seconds = done.seconds + (tight.seconds if cached else 0.0)  # t0 already covers a fresh tight call
         return ModeResult(done.value, seconds, done.solves + tight.solves, status,
                           tuple(sorted(set(done.solvers) | set(tight.solvers))))
+
+    def softmax(self, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB with each network's softmax inside its program (``fkd.bounds.softmax``): tight
+        mode, then per deciding class one LP for each side of sigma_i (MILP for the lower side too
+        with method milp); never looser than tight mode (capped by it)."""
+        from .softmax import softmax_mode
+
+        return softmax_mode(self, teacher, student)
+
+    def joint_softmax(self, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB with both networks' softmax in one program at a shared x
+        (``fkd.bounds.joint_softmax``), on top of the softmax mode; never looser than it."""
+        from .joint_softmax import joint_softmax_mode
+
+        return joint_softmax_mode(self, teacher, student)
