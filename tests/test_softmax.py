@@ -212,10 +212,10 @@ def test_gurobi_and_highs_agree_on_the_softmax_and_joint_programs(pinned):
 @pytest.mark.parametrize("eps", [0.05, 0.25])
 def test_faithub_above_grid_delta_on_a_two_input_pair(pinned, eps):
     teacher, student = _toy_pair(pinned)
-    x0 = torch.tensor([[[0.3, 0.55]]])
+    x0 = torch.tensor([[[0.6, 0.4]]])
+    nt, ns = as_net(teacher, x0.shape), as_net(student, x0.shape)
     gaps, pts = _grid_delta(teacher, student, x0, eps)
     delta = float(gaps.max())
-    nt, ns = as_net(teacher, x0.shape), as_net(student, x0.shape)
     for method in ("crown", "lp", "milp"):
         ib = ImageBounds(x0, eps, method, "highs")
         tight = ib.tight(nt, ns).value
