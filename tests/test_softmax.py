@@ -89,8 +89,8 @@ def _assert_solution(program, v: np.ndarray) -> None:
 @pytest.mark.parametrize("eps", [0.03, 0.1])
 def test_every_point_of_the_ball_is_a_solution_of_the_softmax_and_joint_programs(pinned, eps):
     teacher, student, x0, eps, ib, nets, t, s, *_ = _stage(pinned, eps)
-    jb = joint_block(t, s, pieces=3)
-    assert jb.beta and t.block.program.integer.any()   # binaries of ReLUs and of pieces are in
+    jb = joint_block(t, s, pieces=3, exact=True)
+    assert jb.beta and t.block.program.integer.any() and jb.program.integer.sum() > 2 * len(jb.beta) * 3   # binaries of ReLUs and of pieces are in
     emp = emplb(teacher, student, x0[None], eps, Attack(20, 2), generator=pinned).point
     points = torch.cat([_ball_samples(x0, eps, 40, pinned), _pgd_points(teacher, x0, eps, 4, pinned),
                         _pgd_points(student, x0, eps, 4, pinned), emp, x0[None]])
@@ -235,6 +235,9 @@ def test_faithub_above_real_gaps_with_the_milp_stage_and_pieces(pinned):
     teacher, student, x0, eps, ib, nets, t, s, value, tight = _stage(pinned, 0.08)
     value, _ = softmax_faithub(t, s, (Relax.MILP,), 10.0)
     joint, _ = joint_softmax_faithub(t, s, pieces=4, solver="highs")
+    exact, recs = joint_softmax_faithub(t, s, pieces=2, solver="highs", exact=True)
+    assert recs and all(r.result.status.value in ("optimal", "time_limit") for r in recs)
+    joint = max(joint, exact)
     with torch.no_grad():
         pts = torch.cat([_ball_samples(x0, eps, 3000, pinned),
                          emplb(teacher, student, x0[None], eps, Attack(30, 3), generator=pinned).point])
@@ -265,3 +268,19 @@ def test_solver_incumbents_forwarded_through_torch_never_exceed_the_bounds(pinne
             assert gap <= res.bound + 1e-7, (side, i, gap, res.bound)
             for sb, p in ((t, pt), (s, ps)):
                 assert (p >= sb.sigma.lower - 1e-7).all() and (p <= sb.sigma.upper + 1e-7).all()
+
+
+def test_public_entry_points_take_the_new_modes(pinned):
+    from fkd.bounds import faithub, logit_diff_bounds
+    from fkd.verify import VerifyConfig
+
+    teacher, student = _pair(pinned)
+    x0 = torch.rand((1, 4, 4), generator=pinned)
+    tight = faithub(teacher, student, x0, 0.05, mode="tight", method="lp", solver="highs").value
+    soft = faithub(teacher, student, x0, 0.05, mode="softmax", method="lp", solver="highs").value
+    joint = faithub(teacher, student, x0, 0.05, mode="joint_softmax", method="lp", solver="highs").value
+    assert joint <= soft <= tight + 1e-12
+    with pytest.raises(ValueError, match="softmax"):
+        logit_diff_bounds(teacher, x0, 0.05, mode="softmax")
+    cfg = VerifyConfig("mnist", ("fd",), (0.1,), 1, modes=("paper", "tight", "softmax", "joint_softmax"))
+    assert [m.value for m in cfg.modes] == ["paper", "tight", "softmax", "joint_softmax"]

@@ -77,8 +77,10 @@ def _psi(b: Block, i: int, s: np.ndarray | float, upper: bool) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(c) * (np.asarray(s, dtype=float) + far))
 
 
-def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: int = TANGENTS) -> JointBlock:
-    """The joint program of two per-network stages (their blocks, their sound S and sigma bounds)."""
+def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: int = TANGENTS,
+                exact: bool = False) -> JointBlock:
+    """The joint program of two per-network stages (their blocks, their sound S and sigma bounds);
+    ``exact``: the networks' ReLU binaries kept (a MILP), else their LP relaxation."""
     in_dim = t.db.net.in_dim
     base, shift = merge_programs(t.block.program, s.block.program, in_dim)
     blocks = (t.block, _moved(s.block, shift))
@@ -122,17 +124,20 @@ def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: i
                     der = -np.exp(b.chi[i]) * val * val
                     if np.isfinite(der):
                         ext.row([ql[n, i], b.shi[i]], [1.0, -der], val - der * x, np.inf)
-    program = ext.program(np.r_[blocks[0].z, blocks[1].z], base_integer=False)
+    program = ext.program(np.r_[blocks[0].z, blocks[1].z], base_integer=exact)
     return JointBlock(program, blocks, qu, ql, beta, breaks)
 
 
 def joint_softmax_faithub(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: int = TANGENTS,
-                          time_limit: float = 10.0, budget: float | None = None, solver=None) -> tuple[float, list]:
+                          time_limit: float = 10.0, budget: float | None = None, solver=None,
+                          exact: bool = False, terms: np.ndarray | None = None) -> tuple[float, list]:
     """Eq. 11 with its largest terms bounded by the joint program, largest first, until the largest
-    term has had its joint solve. Returns (value in [0, 1], the solve records)."""
+    term has had its joint solve. ``terms`` (2, K): sound bounds on each term to start from (e.g. an
+    earlier joint call's; default eq. 11's), lowered in place. Returns (value in [0, 1], records)."""
     t0 = time.perf_counter()
-    terms = torch.stack([t.sigma.upper - s.sigma.lower, s.sigma.upper - t.sigma.lower]).numpy().copy()
-    jb = joint_block(t, s, pieces, tangents)
+    if terms is None:
+        terms = torch.stack([t.sigma.upper - s.sigma.lower, s.sigma.upper - t.sigma.lower]).numpy().copy()
+    jb = joint_block(t, s, pieces, tangents, exact)
     ses = open_session(jb.program, solver or t.solver)
     records, done = [], set()
     while True:

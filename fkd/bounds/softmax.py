@@ -228,7 +228,7 @@ class SoftmaxBounds:
 
 
 def softmax_faithub(teacher: SoftmaxBounds, student: SoftmaxBounds, stages=(Relax.LP,), time_limit: float = 10.0,
-                    budget: float | None = None, milp_sides=("lower",)) -> tuple[float, list]:
+                    budget: float | None = None, milp_sides=("lower", "upper")) -> tuple[float, list]:
     """FAITHUB (eq. 11) from softmax bounds refined where they decide it: per stage, take the largest
     of the 2K terms ub_A,i - lb_B,i; refine sigma_A,i's upper and sigma_B,i's lower side (MILP
     stages: the sides in ``milp_sides`` only); stop when that term was refined at this stage.
