@@ -284,3 +284,28 @@ def test_public_entry_points_take_the_new_modes(pinned):
         logit_diff_bounds(teacher, x0, 0.05, mode="softmax")
     cfg = VerifyConfig("mnist", ("fd",), (0.1,), 1, modes=("paper", "tight", "softmax", "joint_softmax"))
     assert [m.value for m in cfg.modes] == ["paper", "tight", "softmax", "joint_softmax"]
+
+
+def test_terms_left_out_of_the_program_keep_a_sound_floor(pinned):
+    """A d bound wider than FAR (still sound, only loose) sends its term out of the lower-bounding
+    block: the program still holds every real point and the softmax bounds every sampled point."""
+    from fkd.bounds.refine import DiffBounds
+    from fkd.bounds.softmax import FAR
+
+    teacher, student, x0, eps, ib, (nt, ns), t, s, *_ = _stage(pinned, 0.08)
+    db = t.db
+    up = db.upper.clone()
+    up[0, 1] += FAR + 5.0
+    wide = DiffBounds.from_bounds(nt, db.box, db.per_op, -up.T, up, "highs", margin=db.margin)
+    sb = SoftmaxBounds.start(wide)
+    assert sb.block.elo[0, 1] < 0 and sb.block.far[0] > 0
+    for i in range(4):
+        for side in ("upper", "lower"):
+            sb.refine(i, side, Relax.LP, 10.0)
+            sb.refine(i, side, Relax.MILP, 10.0)
+    pts = _ball_samples(x0, eps, 500, pinned)
+    for x in pts[:40]:
+        _assert_solution(sb.block.program, _block_values(sb, x.reshape(-1).double()))
+    with torch.no_grad():
+        p = teacher(pts).softmax(-1).double()
+    assert (p >= sb.sigma.lower - 1e-7).all() and (p <= sb.sigma.upper + 1e-7).all()

@@ -41,7 +41,7 @@ __all__ = ["TANGENTS", "FAR", "SLACK", "Block", "softmax_block", "Extension", "t
            "SoftmaxBounds", "softmax_faithub"]
 
 TANGENTS = 4
-FAR = 40.0
+FAR = 20.0
 SLACK = 1e-12
 SIGMA_TOL = 1e-12
 
