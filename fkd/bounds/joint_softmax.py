@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from .milp import NeuronSolve, Program
-from .softmax import TANGENTS, Block, Extension, SoftmaxBounds, softmax_pair, tangent_points, _combine
+from .softmax import TANGENTS, Block, Extension, SoftmaxBounds, _combine, pieces_above, softmax_pair, tangent_points
 from .solvers import open_session
 
 __all__ = ["JointBlock", "merge_programs", "joint_block", "joint_softmax_faithub", "joint_softmax_mode"]
@@ -54,7 +54,8 @@ def _moved(b: Block, shift: int) -> Block:
     """``b``'s column indices after ``merge_programs`` (-1 stays -1; no input column is indexed)."""
     mv = {f: np.where(getattr(b, f) >= 0, getattr(b, f) + shift, -1)
           for f in ("z", "delta", "d", "elo", "ehi", "slo", "shi")}
-    return replace(b, **mv, _sessions={})
+    beta = {key: cols + shift for key, cols in b.beta.items()}
+    return replace(b, **mv, beta=beta, _sessions={})
 
 
 @dataclass
@@ -108,15 +109,7 @@ def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: i
                 sl = (vals[1] - vals[0]) / (br[1] - br[0])
                 ext.row([qu[n, i], b.slo[i]], [1.0, -sl], -np.inf, vals[0] - sl * br[0])
             else:
-                bs = [ext.var(0.0, 1.0, integer=True) for _ in range(len(br) - 1)]
-                beta[n, i] = np.array(bs)
-                ext.row(bs, np.ones(len(bs)), 1.0, 1.0)
-                for p, bv in enumerate(bs):
-                    sl = (vals[p + 1] - vals[p]) / (br[p + 1] - br[p])
-                    big = vals[0] - (vals[p] + sl * (bb - br[p]))         # qu - chord_p(S) <= big anywhere
-                    ext.row([b.slo[i], bv], [1.0, -(br[p] - a)], a, np.inf)           # S >= B_p when chosen
-                    ext.row([b.slo[i], bv], [1.0, bb - br[p + 1]], -np.inf, bb)       # S <= B_p+1 when chosen
-                    ext.row([qu[n, i], b.slo[i], bv], [1.0, -sl, big], -np.inf, vals[p] - sl * br[p] + big)
+                beta[n, i] = pieces_above(ext, b.slo[i], qu[n, i], br, vals, float(vals[0]))
             a, bb = lb[b.shi[i]], ub[b.shi[i]]          # ql >= tangents of phi at points of [a, bb]
             with np.errstate(over="ignore"):
                 for x in tangent_points(a, bb, tangents):

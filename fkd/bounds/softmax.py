@@ -76,6 +76,23 @@ class Extension:
                        np.eye(len(out_cols)), out_cols, np.zeros(len(out_cols)))
 
 
+def pieces_above(ext: Extension, x: int, y: int, breaks: np.ndarray, vals: np.ndarray, y_max: float) -> np.ndarray:
+    """y <= the chord of a convex f over the segment of ``breaks`` that x lies in, the segment chosen
+    by binaries (exact at the breakpoints); vals = f(breaks), y_max >= y anywhere (big-M: a chord
+    extended beyond its segment stays below f). x must lie in [breaks[0], breaks[-1]]. Returns the
+    binaries' columns."""
+    lo, hi = breaks[0], breaks[-1]
+    bs = np.array([ext.var(0.0, 1.0, integer=True) for _ in range(len(breaks) - 1)])
+    ext.row(bs, np.ones(len(bs)), 1.0, 1.0)
+    for p, bv in enumerate(bs):
+        sl = (vals[p + 1] - vals[p]) / (breaks[p + 1] - breaks[p])
+        big = y_max - min(vals[p] + sl * (lo - breaks[p]), vals[p] + sl * (hi - breaks[p]))
+        ext.row([x, bv], [1.0, -(breaks[p] - lo)], lo, np.inf)                         # x >= B_p when chosen
+        ext.row([x, bv], [1.0, hi - breaks[p + 1]], -np.inf, hi)                       # x <= B_p+1 when chosen
+        ext.row([y, x, bv], [1.0, -sl, big], -np.inf, vals[p] - sl * breaks[p] + big)  # y <= chord_p(x)
+    return bs
+
+
 def tangent_points(lo: float, hi: float, n: int) -> np.ndarray:
     """n points of [lo, hi], both ends included, denser near lo (where a minimum sits)."""
     if n <= 1 or hi - lo < 1e-9:
@@ -90,6 +107,7 @@ class Block:
     z, delta (K,); d, elo, ehi (K, K) [i, j] (-1 on the diagonal, and in elo for the terms left
     out); slo, shi (K,). clo, chi (K,): the shifts c_i; far (K,): the constant floor of the terms
     left out of elo, in exp(. - clo) units. d_lower, d_upper: the d bounds the rows were built on.
+    beta, breaks: per pair (i, j) with pieces, the binaries and breakpoints (in d) of exp's chords.
     """
     program: Program
     net_n: int
@@ -105,6 +123,8 @@ class Block:
     far: np.ndarray
     d_lower: np.ndarray
     d_upper: np.ndarray
+    beta: dict = field(default_factory=dict)
+    breaks: dict = field(default_factory=dict)
     _sessions: dict = field(default_factory=dict)
 
     @property
@@ -128,8 +148,9 @@ class Block:
             return max(float(1.0 / (1.0 + np.exp(self.chi[i]) * s_max)) - SIGMA_TOL, 0.0)
 
 
-def softmax_block(db: DiffBounds, tangents: int = TANGENTS) -> Block:
-    """The program of ``db``'s network (its per-op bounds) with z, delta, d, e and S variables."""
+def softmax_block(db: DiffBounds, tangents: int = TANGENTS, pieces: int = 1, classes=()) -> Block:
+    """The program of ``db``'s network (its per-op bounds) with z, delta, d, e and S variables; for
+    the classes in ``classes``, exp's chords also in ``pieces`` pieces chosen by binaries."""
     prog = db._program if db._program is not None else build_program(db.net, db.box, db.per_op)
     k = db.k
     lo, hi = db.lower.numpy().astype(float), db.upper.numpy().astype(float)
@@ -148,6 +169,7 @@ def softmax_block(db: DiffBounds, tangents: int = TANGENTS) -> Block:
                 d[i, j] = ext.var(lo[i, j], hi[i, j])
                 ext.row([d[i, j], z[j], z[i]], [1.0, -1.0, 1.0], 0.0, 0.0)
     clo, chi, far = np.zeros(k), np.zeros(k), np.zeros(k)
+    beta, breaks = {}, {}
     slo, shi = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     for i in range(k):
         js = [j for j in range(k) if j != i]
@@ -170,11 +192,15 @@ def softmax_block(db: DiffBounds, tangents: int = TANGENTS) -> Block:
             if u - l > 1e-9:
                 s = (np.exp(u) - np.exp(l)) / (u - l)
                 ext.row([ehi[i, j], d[i, j]], [1.0, -s], -np.inf, np.exp(l) - s * (l + chi[i]))
+                if pieces > 1 and i in classes:
+                    breaks[i, j] = np.linspace(lo[i, j], hi[i, j], pieces + 1)
+                    beta[i, j] = pieces_above(ext, d[i, j], ehi[i, j], breaks[i, j],
+                                              np.exp(breaks[i, j] - chi[i]), np.exp(u))
         cols = ehi[i, js]
         shi[i] = ext.var(sum(ext.lb[c - prog.n] for c in cols), sum(ext.ub[c - prog.n] for c in cols))
         ext.row(np.r_[shi[i], cols], np.r_[1.0, -np.ones(len(cols))], 0.0, 0.0)
     program = ext.program(z)
-    return Block(program, prog.n, z, delta, d, elo, ehi, slo, shi, clo, chi, far, lo, hi)
+    return Block(program, prog.n, z, delta, d, elo, ehi, slo, shi, clo, chi, far, lo, hi, beta, breaks)
 
 
 def tangents_of(l: float, u: float, n: int) -> np.ndarray:
@@ -194,20 +220,33 @@ class SoftmaxBounds:
     s_min: np.ndarray = None
     s_max: np.ndarray = None
     records: list = field(default_factory=list)
+    pieces: int = 1
+    tangents: int = TANGENTS
+    _pieced: dict = field(default_factory=dict)
 
     @classmethod
-    def start(cls, db: DiffBounds, tangents: int = TANGENTS) -> "SoftmaxBounds":
+    def start(cls, db: DiffBounds, tangents: int = TANGENTS, pieces: int = 1) -> "SoftmaxBounds":
+        """``pieces`` > 1: the MILP stage of the lower side uses exp's chords in pieces (binaries)."""
         sig = db.sigma()
         b = softmax_block(db, tangents)
         return cls(db, b, Box(sig.lower.clone(), sig.upper.clone()), db.solver, np.zeros((db.k, 2), dtype=int),
-                   b.program.lb[b.slo].copy(), b.program.ub[b.shi].copy())
+                   b.program.lb[b.slo].copy(), b.program.ub[b.shi].copy(), pieces=pieces, tangents=tangents)
+
+    def block_for(self, i: int, side: str, relax: Relax) -> Block:
+        """The block a solve uses: with pieces, the lower side's MILP has its own (class i pieced)."""
+        if self.pieces <= 1 or side != "lower" or relax is Relax.LP:
+            return self.block
+        if i not in self._pieced:
+            self._pieced[i] = softmax_block(self.db, self.tangents, self.pieces, {i})
+        return self._pieced[i]
 
     def refine(self, i: int, side: str, relax: Relax, time_limit: float) -> bool:
         """One solve for sigma_i's ``side`` (upper: min S over tangents; lower: max S over chords)."""
         level, s = (1 if relax is Relax.LP else 2), int(side == "lower")
         if self.stage[i, s] >= level or time_limit <= 0.01:
             return False
-        b = self.block
+        b = self.block_for(i, side, relax)
+        same = np.array_equal(b.d_lower, self.block.d_lower) and np.array_equal(b.d_upper, self.block.d_upper)
         cost = np.zeros(b.program.n)
         cost[b.slo[i] if side == "upper" else b.shi[i]] = -1.0 if side == "upper" else 1.0
         res = b.session(relax, self.solver).maximize(cost, 0.0, time_limit)
@@ -217,7 +256,8 @@ class SoftmaxBounds:
             kept = not new < float(self.sigma.upper[i])
             self.sigma.upper[i] = min(float(self.sigma.upper[i]), new)
         else:
-            self.s_max[i] = min(self.s_max[i], res.bound)
+            if same:
+                self.s_max[i] = min(self.s_max[i], res.bound)
             new = b.sigma_lower(i, res.bound)
             kept = not new > float(self.sigma.lower[i])
             self.sigma.lower[i] = max(float(self.sigma.lower[i]), new)
@@ -270,15 +310,16 @@ def _combine(tight, t0: float, cached: bool, records: list, value: float):
                       tuple(sorted(set(done.solvers) | set(tight.solvers))))
 
 
-def softmax_pair(ib, teacher, student, stages=None, tangents: int = TANGENTS):
+def softmax_pair(ib, teacher, student, stages=None, tangents: int = TANGENTS, pieces: int = 1):
     """(tight ModeResult, whether it was cached, SoftmaxBounds of teacher and student, value,
     records) for ``ImageBounds`` ``ib``: tight mode first, then the softmax block of each network on
-    its refined d bounds (stages: LP, plus MILP when ib.method is milp, within ib.budget)."""
+    its refined d bounds (stages: LP, plus MILP when ib.method is milp, within ib.budget; ``pieces``:
+    exp's chords of the MILP stage in pieces)."""
     cached = (ib._key(teacher), ib._key(student)) in ib._tight
     tight = ib.tight(teacher, student)
     if stages is None:
         stages = (Relax.LP,) if ib.method.value != "milp" else (Relax.LP, Relax.MILP)
-    t, s = (SoftmaxBounds.start(ib.diffs(n), tangents) for n in (teacher, student))
+    t, s = (SoftmaxBounds.start(ib.diffs(n), tangents, pieces) for n in (teacher, student))
     value, records = softmax_faithub(t, s, stages, ib.time_limit, ib.budget)
     return tight, cached, t, s, value, records
 
