@@ -338,3 +338,19 @@ def _values_of(block, sb, x):
     from dataclasses import replace as _replace
 
     return _block_values(_replace(sb, block=block), x)
+
+
+@pytest.mark.parametrize("student", ["sd", "fd"])
+def test_emplb_never_exceeds_the_new_modes_on_zoo_pairs(student):
+    from fkd.data import eval_subset
+    from fkd.zoo import load_model
+
+    x, _, _ = eval_subset("mnist", 2)
+    t, s = load_model("mnist", "rt"), load_model("mnist", student)
+    eps = 0.025
+    lower = emplb(t, s, x, eps, Attack(50, 5), "both", torch.Generator().manual_seed(0)).value
+    nt, ns = as_net(t, x.shape[1:]), as_net(s, x.shape[1:])
+    for i in range(len(x)):
+        ib = ImageBounds(x[i], eps, "lp", "auto")
+        tight, soft, joint = (getattr(ib, m)(nt, ns).value for m in ("tight", "softmax", "joint_softmax"))
+        assert lower[i] <= joint + 1e-6 and joint <= soft <= tight + 1e-12, (i, float(lower[i]), joint, soft, tight)
