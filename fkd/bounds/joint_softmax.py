@@ -86,9 +86,14 @@ def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: i
     base, shift = merge_programs(t.block.program, s.block.program, in_dim)
     blocks = (t.block, _moved(s.block, shift))
     lb, ub = base.lb.copy(), base.ub.copy()
-    for b, sb in zip(blocks, (t, s)):   # the sound S ranges of the per-network stage
+    for b, sb in zip(blocks, (t, s)):   # the sound S ranges of the per-network stage, each side's from the other's
+        with np.errstate(over="ignore"):
+            up = np.exp(b.chi - b.clo) * sb.s_max * (1 + 1e-12)          # S_lo <= S / e^clo <= e^(chi - clo) S_hi
+            down = np.exp(b.clo - b.chi) * (np.maximum(sb.s_min, 0) + b.far) * (1 - 1e-12)
         lb[b.slo] = np.minimum(np.maximum(lb[b.slo], sb.s_min), ub[b.slo])
+        ub[b.slo] = np.maximum(np.minimum(ub[b.slo], up), lb[b.slo])
         ub[b.shi] = np.maximum(np.minimum(ub[b.shi], sb.s_max), lb[b.shi])
+        lb[b.shi] = np.minimum(np.maximum(lb[b.shi], down), ub[b.shi])
     base = replace(base, lb=lb, ub=ub)
     ext = Extension(base)
     k = t.db.k

@@ -11,7 +11,11 @@ with the per-op bounds of its ``DiffBounds``), where the d_ij move together:
   of [l_ij, u_ij]; min S_i over the LP relaxation (its safe dual bound) gives sigma_i <= 1/(1 + S_min);
 - lower side: e_ij <= the chord of exp over [l_ij, u_ij] (an over-estimator); max S_i over the LP,
   then on a budget over the exact MILP (binaries for unstable ReLUs; proven bound), gives
-  sigma_i >= 1/(1 + S_max).
+  sigma_i >= 1/(1 + S_max); optionally (``pieces``) the MILP also takes exp's chords over ``pieces``
+  segments of [l_ij, u_ij], one chosen by binaries (``pieces_above``), exact at the breakpoints;
+- ``softmax_faithub`` spends the solves where eq. 11 is decided: the largest of its 2K terms
+  ub_A,i - lb_B,i has sigma_A,i's upper and sigma_B,i's lower side solved, per stage (LP, then
+  MILP on both sides within a budget), until the largest term was solved at that stage.
 
 Scaling: e_ij stands for exp(d_ij - c_i) with c_i = max_j l_ij (lower-bounding block ``lo``) or
 max_j u_ij (over-estimating block ``hi``), so the numbers stay O(1); a term of ``lo`` with
