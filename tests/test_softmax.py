@@ -377,3 +377,16 @@ def test_the_new_modes_stay_above_delta_star_where_the_small_pair_closed_it():
         assert tight + 1e-12 >= soft >= joint >= r.delta_upper, (r.student, r.eps, r.image, joint, r.delta_upper)
         gained += joint < tight - 1e-3
     assert gained >= len(closed) // 2   # the stages buy something on most rows
+
+
+def test_joint_softmax_reuses_the_softmax_stage_and_counts_it(pinned):
+    teacher, student = _pair(pinned)
+    x0 = torch.rand((1, 4, 4), generator=pinned)
+    nt, ns = as_net(teacher, x0.shape), as_net(student, x0.shape)
+    fresh = ImageBounds(x0, 0.06, "lp", "highs").joint_softmax(nt, ns)
+    ib = ImageBounds(x0, 0.06, "lp", "highs")
+    soft = ib.softmax(nt, ns)
+    reused = ib.joint_softmax(nt, ns)
+    assert abs(reused.value - fresh.value) <= 1e-9 and reused.value <= soft.value
+    assert reused.solves == fresh.solves and reused.seconds >= soft.seconds - 1e-9
+    assert not ib.__dict__["_softmax_stage"]   # used once

@@ -302,14 +302,15 @@ def softmax_faithub(teacher: SoftmaxBounds, student: SoftmaxBounds, stages=(Rela
     return value, teacher.records[n0[0]:] + student.records[n0[1]:]
 
 
-def _combine(tight, t0: float, cached: bool, records: list, value: float):
-    """A ModeResult built on ``tight``'s (seconds and solves include it; status the worst)."""
+def _combine(tight, t0: float, cached: bool, records: list, value: float, extra: float = 0.0):
+    """A ModeResult built on ``tight``'s (seconds and solves include it, plus ``extra`` seconds of a
+    reused stage; status the worst)."""
     from .shared import ModeResult, _summarise
 
     done = _summarise(min(value, tight.value), t0, records)
     status = "failed" if "failed" in (done.status, tight.status) else \
         "time_limit" if "time_limit" in (done.status, tight.status) else "ok"
-    seconds = done.seconds + (tight.seconds if cached else 0.0)
+    seconds = done.seconds + (tight.seconds if cached else 0.0) + extra
     return ModeResult(done.value, seconds, done.solves + tight.solves, status,
                       tuple(sorted(set(done.solvers) | set(tight.solvers))))
 
@@ -334,5 +335,14 @@ def softmax_mode(ib, teacher, student, stages=None, tangents: int = TANGENTS):
 
     check_pair(teacher, student)
     t0 = time.perf_counter()
-    tight, cached, _, _, value, records = softmax_pair(ib, teacher, student, stages, tangents)
+    tight, cached, t, s, value, records = softmax_pair(ib, teacher, student, stages, tangents)
+    if stages is None and tangents == TANGENTS:   # joint_softmax of this pair reuses the stage once
+        spent = time.perf_counter() - t0 - (0.0 if cached else tight.seconds)
+        stage_cache(ib)[ib._key(teacher), ib._key(student)] = (t, s, value, records, spent)
     return _combine(tight, t0, cached, records, value)
+
+
+def stage_cache(ib) -> dict:
+    """The softmax stage of each pair of ``ImageBounds`` ``ib`` that the softmax mode ran, for the
+    joint_softmax mode to reuse once (its solves and seconds are counted again there)."""
+    return ib.__dict__.setdefault("_softmax_stage", {})
