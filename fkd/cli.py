@@ -175,7 +175,8 @@ def _verify(sub) -> None:
                    "of it: 1000 MNIST and Fashion-MNIST, 100 CIFAR-10 images)")
     v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
     v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight (z_j - z_i "
-                   "bounded directly), joint (tight plus teacher and student at one shared x)")
+                   "bounded directly), joint (tight plus teacher and student at one shared x), softmax (tight plus each network's "
+                   "softmax inside its LP/MILP), joint_softmax (softmax plus both softmaxes at one x)")
     v.add_argument("--agreement", action="store_true", help="also certify distillation agreement per image "
                    "(MILP over teacher and student sharing the input): certified, counterexample or unknown")
     v.add_argument("--domain", type=_choice(Domain), default=Domain.CLAMPED,

@@ -13,7 +13,7 @@ from .crown import crown_bounds, crown_linear
 from .fp import logit_margin, pair_margin
 from .interval import Box, input_box, intersect, interval_bounds, propagate
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
-from .modes import BoundMethod, DiffMode, Tightening, default_tightening
+from .modes import PAIR_MODES, BoundMethod, DiffMode, Tightening, default_tightening
 from .network import DTYPE, Affine, Net, check_one_image, lower
 from .refine import DiffBounds, _pairs
 from .sigma import diff_bounds_from_logits
@@ -132,9 +132,9 @@ def logit_diff_bounds(model: nn.Module | Net, x0: Tensor, eps: float, mode: Diff
         (d_lower, d_upper) (K, K) float64 indexed [i, j], diagonal 0; and the BoundReport.
     """
     mode, method = parse(DiffMode, mode), parse(BoundMethod, method)
-    if mode is DiffMode.JOINT:
-        raise ValueError("mode joint bounds a teacher-student pair, not one network: use faithub(..., mode='joint'); "
-                         "per network choose paper or tight")
+    if mode in PAIR_MODES:
+        raise ValueError(f"mode {mode.value} bounds a teacher-student pair, not one network: use "
+                         f"faithub(..., mode={mode.value!r}); per network choose paper or tight")
     check_one_image(x0, "logit_diff_bounds")
     net = as_net(model, x0.shape)
     r = report or output_bounds(net, x0, eps, method, solver, time_limit, tightening, clamp)

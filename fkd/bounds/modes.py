@@ -17,6 +17,11 @@ class DiffMode(str, enum.Enum):
     PAPER = "paper"  # eq. 9 from logit intervals: d_ij in [l_j - u_i, u_j - l_i]
     TIGHT = "tight"  # bound z_j - z_i directly, intersected with the paper bounds
     JOINT = "joint"  # tight, plus teacher and student at one shared x (fkd.bounds.joint); FAITHUB only
+    SOFTMAX = "softmax"  # tight, then each network's softmax inside its LP/MILP (fkd.bounds.softmax); FAITHUB only
+    JOINT_SOFTMAX = "joint_softmax"  # softmax, then both networks' softmax at one x (fkd.bounds.joint_softmax)
+
+
+PAIR_MODES = (DiffMode.JOINT, DiffMode.SOFTMAX, DiffMode.JOINT_SOFTMAX)  # FAITHUB of a pair only, built on tight
 
 
 class Tightening(str, enum.Enum):

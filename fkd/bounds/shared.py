@@ -25,6 +25,8 @@ from .modes import BoundMethod, DiffMode, Tightening, default_tightening
 from .network import Net, check_net, check_pair
 from .refine import DiffBounds, faithub_refined
 from .sigma import diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
+from .joint_softmax import joint_softmax_mode
+from .softmax import softmax_mode
 from .solvers import Solver, Status
 
 
@@ -159,13 +161,17 @@ class ImageBounds:
         return result
 
     def faithub(self, mode: DiffMode | str, teacher: Net, student: Net) -> ModeResult:
-        """FAITHUB of one (teacher, student) in ``mode``: paper, tight or joint."""
+        """FAITHUB of one (teacher, student) in ``mode``: paper, tight, joint, softmax or joint_softmax."""
         mode = parse(DiffMode, mode)
         if mode is DiffMode.PAPER:
             return self.paper(teacher, student)
         if mode is DiffMode.TIGHT:
             return self.tight(teacher, student)
-        return self.joint(teacher, student)
+        if mode is DiffMode.JOINT:
+            return self.joint(teacher, student)
+        if mode is DiffMode.SOFTMAX:
+            return self.softmax(teacher, student)
+        return self.joint_softmax(teacher, student)
 
     def joint(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with teacher and student at one shared x (``fkd.bounds.joint``): the tight-mode d
@@ -185,3 +191,14 @@ class ImageBounds:
         seconds = done.seconds + (tight.seconds if cached else 0.0)  # t0 already covers a fresh tight call
         return ModeResult(done.value, seconds, done.solves + tight.solves, status,
                           tuple(sorted(set(done.solvers) | set(tight.solvers))))
+
+    def softmax(self, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB with each network's softmax inside its program (``fkd.bounds.softmax``): tight
+        mode, then per deciding class one LP for each side of sigma_i (MILP for the lower side too
+        with method milp); never looser than tight mode (capped by it)."""
+        return softmax_mode(self, teacher, student)
+
+    def joint_softmax(self, teacher: Net, student: Net) -> ModeResult:
+        """FAITHUB with both networks' softmax in one program at a shared x
+        (``fkd.bounds.joint_softmax``), on top of the softmax mode; never looser than it."""
+        return joint_softmax_mode(self, teacher, student)

@@ -183,7 +183,6 @@ def run_task(cfg: AuditConfig, position: int, eps: float) -> dict[str, Any]:
     found = float(emplb(teacher, student, x0[None], r, cfg.attack, "both", g).value[0])
     agrees = bool(agreement(teacher, student, x0[None], r, cfg.attack, g)[0])
     shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit)
-    modes = {DiffMode.PAPER: shared.paper, DiffMode.TIGHT: shared.tight, DiffMode.JOINT: shared.joint}
     row: dict[str, Any] = {"image": ids[position], "eps": eps, "units": cfg.units.value, "eps_pixel": pixel_label(r),
                            "emplb": f"{found:.7g}", "empirical_agreement": int(agrees)}
     if y is not None:
@@ -192,7 +191,7 @@ def run_task(cfg: AuditConfig, position: int, eps: float) -> dict[str, Any]:
                    student_correct=int(predict(student, x0[None])[0] == label))
     best, status = None, []
     for mode in cfg.modes:
-        res = modes[mode](pair.t_net, pair.s_net)
+        res = shared.faithub(mode, pair.t_net, pair.s_net)
         row[f"faithub_{mode.value}"] = f"{res.value:.7g}"
         status.append(res.status)
         if found > res.value + SOUNDNESS_TOL:
