@@ -21,12 +21,24 @@ Configurations (teacher rt against each student):
     ref-*-t        the same after progressive LP tightening of the intermediate layers
     joint          ``ours`` then joint mode (beyond the paper: teacher and student at one shared x, cross
                    bounds by LP on the joint network, ``ImageBounds.joint``); seconds include ours
+    softmax        ``ours`` then each network's softmax inside its LP (``ImageBounds.softmax``)
+    joint-softmax  softmax, then both softmaxes at one x (``ImageBounds.joint_softmax``)
+    milp-*         the same three with method milp and a per-(image, student) ``--budget``: tight mode
+                   refines the deciding pairs by LP then MILP (``milp-ours``, ``milp-softmax``,
+                   ``milp-joint-softmax``); seconds include everything each builds on
+Every logit bound is widened by the derived float32 margin (``fkd.bounds.fp.logit_margin``), as
+``verify`` does.
+
+Goals (``--goals``: printed as ratios, measured in this run, against the paper's method as shipped,
+``ours-paper``, on the same images): the hard regime, pixel-reading zoo, FD at eps 0.1 px: FAITHUB / EMPLB <= 2.0 at a
+median <= 10 s per (image, student); the paper's reading (``--zoo results/units/zoo-input-norm
+--eps-units normalised``), FD at eps 0.1: <= 1.5 at a median <= 2 s.
 The ref-* configurations share the teacher's refined bounds between the students of an image (as
 an evaluation does); its cost is charged to the first student that needs it.
 EMPLB: ``fkd.metrics.emplb(strategy="both")`` with PGD-50 x 5 (the paper's attack), seed 0.
 
     python benchmarks/verify.py [--n-images 20] [--eps 0.025 0.05 0.1] [--students sd ard rslad fd]
-        [--configs ...] [--n-solver-images 3] [--time-limit 1] [--budget 2]
+        [--configs ...] [--n-solver-images 3] [--time-limit 1] [--budget 2] [--zoo DIR] [--goals]
 """
 from __future__ import annotations
 
@@ -41,7 +53,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fkd.bounds import DiffBounds, as_net, faithub, faithub_refined, softmax_bounds  # noqa: E402
-from fkd.bounds import Box, FP_MARGIN, diff_bounds_from_logits, faithub_from_sigma  # noqa: E402
+from fkd.bounds import Box, diff_bounds_from_logits, faithub_from_sigma  # noqa: E402
+from fkd.bounds.fp import logit_margin  # noqa: E402
 from fkd.bounds.interval import input_box, interval_bounds  # noqa: E402
 from fkd.bounds.milp import build_program, solve_linear  # noqa: E402
 from fkd.bounds.shared import ImageBounds  # noqa: E402
@@ -51,8 +64,12 @@ from fkd.metrics import Attack, emplb  # noqa: E402
 from fkd.units import radius  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 
-CHEAP = ["interval", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t", "ours", "joint"]
-SOLVER = ["naive", "lp-tight", "ref-milp", "ref-milp-t", "milp-paper", "milp-tight"]
+CHEAP = ["interval", "crown-paper", "crown-tight", "ref-lp", "ref-lp-t", "ours", "joint", "softmax", "joint-softmax"]
+SOLVER = ["naive", "lp-tight", "ref-milp", "ref-milp-t", "milp-paper", "milp-tight", "milp-ours", "milp-softmax",
+          "milp-joint-softmax"]
+SHARED = {"joint": "joint", "softmax": "softmax", "joint-softmax": "joint_softmax", "milp-ours": "tight",
+          "milp-softmax": "softmax", "milp-joint-softmax": "joint_softmax"}  # config -> ImageBounds mode
+GOALS = {"pixel": (2.0, 10.0), "normalised": (1.5, 2.0)}  # reading -> (FAITHUB / EMPLB, median s), FD at eps 0.1
 DEFAULT = ["naive", "interval", "crown-tight", "ours"]
 PLAIN = {"interval": ("paper", "interval"), "crown-paper": ("paper", "crown"), "crown-tight": ("tight", "crown"),
          "lp-tight": ("tight", "lp"), "milp-paper": ("paper", "milp"), "milp-tight": ("tight", "milp")}
@@ -73,7 +90,8 @@ def naive_sigma(net, x0, eps, solver, time_limit):
     k = net.out_dim
     out, recs = solve_linear(build_program(net, box, per_op), np.eye(k), Box(per_op[-1].lower[0], per_op[-1].upper[0]),
                              solver, time_limit, op=len(net.ops) - 1)
-    d = diff_bounds_from_logits(out.lower - FP_MARGIN, out.upper + FP_MARGIN)
+    m = logit_margin(net, box, per_op)[0]
+    d = diff_bounds_from_logits(out.lower - m, out.upper + m)
     return Box(*softmax_bounds(*d)), len(recs), sum(r.result.status is Status.TIME_LIMIT for r in recs)
 
 
@@ -96,18 +114,27 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per MILP solve")
     ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: seconds of solving per (image, student)")
     ap.add_argument("--solver", default="auto")
+    ap.add_argument("--zoo", default=None, help="a zoo root laid out like zoo/ (default: the shipped zoo)")
+    ap.add_argument("--goals", action="store_true", help="FD at eps 0.1 only, the configurations of the goals, "
+                    "and the verdict against this reading's goal")
     args = ap.parse_args()
+    if args.goals:
+        args.students, args.eps = ["fd"], [0.1]
+        args.configs = ["ours", "softmax", "joint-softmax", "milp-ours", "milp-softmax", "milp-joint-softmax"]
+        args.n_solver_images = args.n_images
+    root = Path(args.zoo).resolve() if args.zoo else None
     torch.set_num_threads(1)
     x, _, idx = eval_subset("mnist", args.n_images)
-    teacher = load_model("mnist", "rt", units=args.eps_units).eval()
+    teacher = load_model("mnist", "rt", units=args.eps_units, root=root).eval()
     nt = as_net(teacher, x.shape[1:])
-    students = {s: load_model("mnist", s, units=args.eps_units).eval() for s in args.students}
+    students = {s: load_model("mnist", s, units=args.eps_units, root=root).eval() for s in args.students}
     nets = {s: as_net(m, x.shape[1:]) for s, m in students.items()}
     print(f"images: first {args.n_images} of the fixed subset ({args.n_solver_images} for {SOLVER}); "
           f"solver {args.solver}, 1 thread, MILP time limit {args.time_limit}s per solve, ref-milp budget {args.budget}s\n")
     print("| eps | student | config | images | median s / (image, student) | mean FAITHUB | mean EMPLB (same images) "
           "| FAITHUB / EMPLB | solves / image | time-limited solves |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    summary: dict = {}  # (eps, student, cfg) -> (FAITHUB / EMPLB, median s)
     for eps in args.eps:
         rad = radius(eps, args.eps_units, "mnist")  # the pixel radius of eps in its units
         emp = {s: emplb(teacher, m, x, rad, Attack(50, 5), "both", torch.Generator().manual_seed(0)).value
@@ -123,10 +150,13 @@ def main() -> None:
                         continue
                     if cfg == "naive":
                         out = run_naive(nt, ns, x[i], rad, args.solver, args.time_limit)
-                    elif cfg == "joint":
-                        if shared.get(i) is None:
-                            shared[i] = ImageBounds(x[i], rad, "lp", args.solver, 60.0)
-                        j = shared[i].joint(nt, ns)
+                    elif cfg in SHARED:
+                        method = "milp" if cfg.startswith("milp-") else "lp"
+                        key = (i, method, s) if method == "milp" else i  # milp: a fresh budget per student
+                        if shared.get(key) is None:
+                            shared[key] = ImageBounds(x[i], rad, method, args.solver, args.time_limit if method == "milp"
+                                                      else 60.0, budget=args.budget if method == "milp" else None)
+                        j = shared[key].faithub(SHARED[cfg], nt, ns)
                         out = (j.value, j.seconds, j.solves, int(j.status == "time_limit"))
                     elif cfg == "ours":
                         if shared.get(i) is None:
@@ -159,9 +189,28 @@ def main() -> None:
                 n = len(r)
                 fub = sum(v for v, *_ in r) / n
                 e = float(emp[s][:n].mean())
-                print(f"| {eps} | {s} | {cfg} | {n} | {statistics.median(t for _, t, *_ in r):.3f} | {fub:.4f} | "
+                med = statistics.median(t for _, t, *_ in r)
+                summary[eps, s, cfg] = (fub / e, med)
+                print(f"| {eps} | {s} | {cfg} | {n} | {med:.3f} | {fub:.4f} | "
                       f"{e:.4f} | {fub / e:.2f} | {sum(c for *_, c, _ in r) / n:.1f} | {sum(tl for *_, tl in r)} |",
                       flush=True)
+    if args.goals:
+        report_goals(summary, args.eps_units)
+
+
+def report_goals(summary: dict, units: str) -> None:
+    """The verdict against this reading's goal, each configuration as ratios to the goal and to the
+    paper's method as shipped (``ours-paper``: LP logit bounds, eq. 9) in the same run."""
+    ratio_goal, seconds_goal = GOALS[units]
+    base = summary.get((0.1, "fd", "ours-paper"))
+    print(f"\ngoal ({units} reading, FD, eps 0.1): FAITHUB / EMPLB <= {ratio_goal} at a median <= {seconds_goal} s")
+    print("| config | FAITHUB / EMPLB | / goal | / ours-paper | median s | / goal | meets |")
+    print("|---|---|---|---|---|---|---|")
+    for (_, _, cfg), (ratio, med) in summary.items():
+        meets = ratio <= ratio_goal and med <= seconds_goal
+        rel = f"{ratio / base[0]:.3f}" if base else "-"
+        print(f"| {cfg} | {ratio:.2f} | {ratio / ratio_goal:.2f} | {rel} | {med:.2f} | {med / seconds_goal:.2f} | "
+              f"{'yes' if meets else 'no'} |", flush=True)
 
 
 if __name__ == "__main__":
