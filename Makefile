@@ -6,10 +6,15 @@ MATHJAX := _static/mathjax/tex-svg.js
 
 .PHONY: setup book lab chromium site-check screenshot evaluate verify units stages test test-fast zoo benchmark clean
 
-$(VENV)/.installed: pyproject.toml
+# The exact versions of requirements.lock first, then the package itself without resolving anything
+# (--no-deps; the lock has setuptools, so no build environment is fetched either): CI gets exactly
+# the pinned set. pyproject.toml's ranges are for installs elsewhere (pip install fkd-*.whl).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[book,test,onnx,gurobi]'
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e '.[book,test,onnx,gurobi]'
+	$(PY) -m pip check
 	touch $@
 
 setup: $(VENV)/.installed

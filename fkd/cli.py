@@ -54,6 +54,7 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 FMT = {"formatter_class": _Defaults}  # --help shows every default
+ZOO_HELP = "zoo root (default: $FKD_ZOO, else zoo/ in a checkout, else the zoo installed with the package)"
 
 
 def _eps_units(p: argparse.ArgumentParser) -> None:
@@ -77,7 +78,9 @@ def _train(sub) -> None:
     """``train``."""
     t = sub.add_parser("train", **FMT, help="train the robust teacher (rt) or a student")
     t.add_argument("--dataset", type=_choice(Dataset), required=True, help="mnist, fashion-mnist or cifar10")
-    t.add_argument("--method", type=_choice(Method), required=True, help="rt, sd, ard, rslad, fd; related: kdiga, tfkd, fdboth")
+    t.add_argument("--method", type=_choice(Method), required=True,
+                   help="the training method: rt, sd, ard, rslad, fd; related: kdiga, tfkd, fdboth (verify, audit "
+                        "and exact name the students in --students and take --method for the bound method)")
     t.add_argument("--alpha", type=float, default=None, help="distillation weight (default: the paper's)")
     t.add_argument("--profile", type=_choice(Profile), default=Profile.FULL, help="quick or full (default)")
     t.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
@@ -92,8 +95,10 @@ def _train(sub) -> None:
                    "first layer); auto: on for the normalised reading")
     t.add_argument("--batch-size", type=int, default=None, help="training batch size (the paper gives none; 128)")
     t.add_argument("--out", default=None, help="zoo root to write <dataset>/<name>.safetensors, pixel-unit models "
-                   "under pixel/<dataset>/ (default: zoo/)")
-    t.add_argument("--teacher", default=None, help="teacher .safetensors (default: the zoo's rt)")
+                   "under pixel/<dataset>/ (default: $FKD_ZOO, else zoo/ in a checkout, else ~/.cache/fkd/zoo; "
+                   "the zoo installed with the package is never written)")
+    t.add_argument("--teacher", default=None,
+                   help="teacher .safetensors (default: the rt of the --out zoo when it has one, else the zoo's)")
     t.add_argument("--checkpoint-dir", default=None,
                    help="resumable checkpoints (default: $FKD_CHECKPOINTS or ~/.cache/fkd/checkpoints/<run>)")
     t.add_argument("--device", default="cpu")
@@ -104,7 +109,8 @@ def _train(sub) -> None:
     t.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the epoch that passes this budget; saves the model marked 'partial' "
                         "(run the same command again to resume)")
-    t.add_argument("--force", action="store_true", help="overwrite a model of another config at the destination")
+    t.add_argument("--force", action="store_true", help="overwrite a model of another config at the destination, "
+                   "a shipped one included (without it, training refuses and names what differs)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=commands.cmd_train)
 
@@ -116,7 +122,7 @@ def _zoo(sub) -> None:
     z.add_argument("--markdown", action="store_true", help="a Markdown table with the paper's clean accuracies")
     z.add_argument("--evaluate", action="store_true",
                    help="recompute clean accuracy and PGD-20 robust accuracy (training eps, fixed subset)")
-    z.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
+    z.add_argument("--zoo", default=None, help=ZOO_HELP)
     z.add_argument("--eps-units", type=_choice(EpsUnits), default=None,
                    help="only the zoo of one reading: normalised or pixel (default: both)")
     z.set_defaults(func=commands.cmd_zoo)
@@ -137,7 +143,7 @@ def _evaluate(sub) -> None:
     e.add_argument("--restarts", type=int, default=5)
     e.add_argument("--strategy", default="both", help="EMPLB objective: max, classes or both (default)")
     e.add_argument("--chunk-size", type=int, default=250, help="images per task (part of the config)")
-    e.add_argument("--zoo", default=None, help="zoo root (default: zoo/)")
+    e.add_argument("--zoo", default=None, help=ZOO_HELP)
     e.add_argument("--out", required=True, help="run directory (resumes if it exists)")
     e.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 1 and the EMPLB tables here")
     e.add_argument("--std", default=None, help="per-channel std of the normalised reading (default: the dataset's); "
@@ -158,7 +164,7 @@ def _attack_study(sub) -> None:
     a.add_argument("--restarts", default="1,2,5,10,20")
     a.add_argument("--table3", action="store_true", help="Table 3: F-MNIST, 8/255, RSLAD vs FD, PGD-1/5/25/50")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--zoo", default=None)
+    a.add_argument("--zoo", default=None, help=ZOO_HELP)
     a.add_argument("--out", required=True)
     a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=commands.cmd_attack_study)

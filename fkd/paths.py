@@ -1,8 +1,12 @@
 """Where things live: the repository, the zoo, the results, the data, the checkpoints, the
 reference files. The one module that knows the layout; every other module asks it.
 
-The zoo is ``$FKD_ZOO`` when set, else the repository's ``zoo/``; the data directory ``$FKD_DATA``,
-else ``<repo>/data``; checkpoints ``$FKD_CHECKPOINTS``, else ``~/.cache/fkd/checkpoints``.
+Two situations: running from a checkout (``fkd/`` beside ``pyproject.toml`` and ``zoo/``) or from an
+installed wheel (site-packages, no checkout). The zoo is ``$FKD_ZOO`` when set, else the checkout's
+``zoo/``, else the zoo packaged in the wheel (``fkd/_zoo``, read-only). The data directory is
+``$FKD_DATA``, else the checkout's ``data/``, else ``$XDG_CACHE_HOME/fkd/data`` (``~/.cache/fkd/data``);
+checkpoints ``$FKD_CHECKPOINTS``, else ``~/.cache/fkd/checkpoints``. ``train`` writes into the zoo
+(``zoo_dir``) in a checkout or when ``$FKD_ZOO`` is set, else into ``~/.cache/fkd/zoo`` (``user_zoo_dir``).
 """
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-#: the package directory (``fkd/``) and the repository (checkout) holding it
+#: the package directory (``fkd/``) and the directory holding it (the checkout, or site-packages)
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
-#: the published runs, the shipped zoo
+#: the published runs, the checkout's zoo
 RESULTS = ROOT / "results"
 ZOO = ROOT / "zoo"
-#: package data: the paper's reference numbers and the fixed evaluation subsets
+#: package data: the paper's reference numbers, the fixed evaluation subsets, the zoo of a wheel
 REFERENCE = PACKAGE / "reference"
 SUBSETS = PACKAGE / "subsets"
+PACKAGED_ZOO = PACKAGE / "_zoo"
 #: the published run directories by kind (``results/<kind>/<dataset>``)
 EMPIRICAL = RESULTS / "empirical"
 CERTIFIED = RESULTS / "certified"
@@ -31,28 +36,69 @@ TOC = ROOT / "_toc.yml"
 SITE = ROOT / "_build" / "html"
 
 
+def in_checkout() -> bool:
+    """Whether the package runs from a checkout of the repository (``pyproject.toml`` and ``zoo/``
+    beside ``fkd/``), not from an installed wheel."""
+    return (ROOT / "pyproject.toml").is_file() and ZOO.is_dir()
+
+
+def packaged_zoo() -> Path:
+    """The zoo shipped inside the installed package (``fkd/_zoo``; read-only: never trained into)."""
+    from importlib.resources import files
+
+    return Path(str(files("fkd") / "_zoo"))
+
+
 def zoo_dir() -> Path:
-    """The zoo root: ``$FKD_ZOO`` when set, else the shipped ``zoo/``."""
-    return Path(os.environ.get("FKD_ZOO", ZOO)).expanduser().resolve()
+    """The zoo root: ``$FKD_ZOO`` when set, else the checkout's ``zoo/``, else the packaged zoo."""
+    if os.environ.get("FKD_ZOO"):
+        return Path(os.environ["FKD_ZOO"]).expanduser().resolve()
+    return ZOO if in_checkout() else packaged_zoo()
+
+
+def cache_dir() -> Path:
+    """The user's cache for fkd: ``$XDG_CACHE_HOME/fkd``, else ``~/.cache/fkd``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "fkd"
+
+
+def user_zoo_dir() -> Path:
+    """Where ``train`` puts a model by default: the zoo (``zoo_dir``) in a checkout or when
+    ``$FKD_ZOO`` is set, else ``~/.cache/fkd/zoo`` (the packaged zoo is never written)."""
+    if os.environ.get("FKD_ZOO") or in_checkout():
+        return zoo_dir()
+    return cache_dir() / "zoo"
+
+
+def is_packaged_zoo(path: Path | str) -> bool:
+    """Whether ``path`` lies inside the zoo packaged with an installed wheel."""
+    path, shipped = Path(path).resolve(), PACKAGED_ZOO.resolve()
+    return not in_checkout() and (path == shipped or shipped in path.parents)
 
 
 def data_dir() -> Path:
-    """The writable data directory: ``$FKD_DATA``, else ``<repo>/data``."""
-    return Path(os.environ.get("FKD_DATA", ROOT / "data")).expanduser().resolve()
+    """The writable data directory: ``$FKD_DATA``, else the checkout's ``data/``, else
+    ``~/.cache/fkd/data`` (never inside site-packages)."""
+    if os.environ.get("FKD_DATA"):
+        return Path(os.environ["FKD_DATA"]).expanduser().resolve()
+    return (ROOT / "data" if in_checkout() else cache_dir() / "data").resolve()
 
 
 def shared_data_candidates() -> list[Path]:
     """Where a read-only offline copy of the datasets may be: ``$FKD_SHARED_DATA`` when set (empty:
-    none), else ``../shared/data`` beside the repository or beside the working directory."""
+    none), else ``../shared/data`` beside the checkout (in one) or beside the working directory."""
     if "FKD_SHARED_DATA" in os.environ:
         value = os.environ["FKD_SHARED_DATA"]
         return [Path(value).expanduser()] if value else []
-    return [ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    beside = [ROOT.parent / "shared" / "data"] if in_checkout() else []
+    return beside + [Path.cwd().parent / "shared" / "data"]
 
 
 def checkpoint_dir() -> Path:
     """Resumable training checkpoints: ``$FKD_CHECKPOINTS``, else ``~/.cache/fkd/checkpoints``."""
-    return Path(os.environ.get("FKD_CHECKPOINTS", Path.home() / ".cache" / "fkd" / "checkpoints"))
+    if os.environ.get("FKD_CHECKPOINTS"):
+        return Path(os.environ["FKD_CHECKPOINTS"]).expanduser()
+    return cache_dir() / "checkpoints"
 
 
 class RunDirs(NamedTuple):

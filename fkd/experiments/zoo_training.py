@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 from fkd.config import Method, TrainConfig
 from fkd.losses import get_method
 from fkd.models import architecture
-from fkd.paths import ROOT, checkpoint_dir
+from fkd.paths import ROOT, checkpoint_dir, in_checkout, is_packaged_zoo, user_zoo_dir
 from fkd.train import TrainResult
-from fkd.zoo import load_from, model_path, save_model, strip_ext, units_root, with_ext, zoo_dir
+from fkd.zoo import load_from, model_path, save_model, strip_ext, units_root, with_ext
 
 
 class TrainingPlan(NamedTuple):
@@ -44,16 +44,20 @@ def _existing(stem: Path, cfg: TrainConfig, force: bool) -> bool:
                      "refusing to overwrite it. Fix: pass --out DIR to train into another zoo, or --force")
 
 
-def _teacher(cfg: TrainConfig, teacher: str | Path | None):
-    """The teacher model and its record (path, sha256, clean accuracy, profile)."""
-    t_stem = strip_ext(teacher) if teacher else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
+def _teacher(cfg: TrainConfig, teacher: str | Path | None, root: Path):
+    """The teacher model and its record (path, sha256, clean accuracy, profile): ``teacher``, else the
+    rt of the destination zoo ``root`` when it has one, else the zoo's (``fkd.paths.zoo_dir()``)."""
+    own = model_path(cfg.dataset, Method.RT, root=root, units=cfg.eps_units)
+    default = own if with_ext(own, ".json").exists() else model_path(cfg.dataset, Method.RT, units=cfg.eps_units)
+    t_stem = strip_ext(teacher) if teacher else default
     model, tmeta = load_from(t_stem)
     if tmeta["config"].get("eps_units") != cfg.eps_units.value:
         raise SystemExit(f"the teacher {t_stem} was trained with eps in {tmeta['config'].get('eps_units')} units, "
                          f"this student in {cfg.eps_units.value} units. Fix: pass --eps-units "
                          f"{tmeta['config'].get('eps_units')} or a teacher of the same reading (--teacher)")
     weights = with_ext(t_stem, ".safetensors").read_bytes()
-    shown = t_stem.resolve().relative_to(ROOT) if t_stem.resolve().is_relative_to(ROOT) else t_stem
+    inside = in_checkout() and t_stem.resolve().is_relative_to(ROOT)
+    shown = t_stem.resolve().relative_to(ROOT) if inside else t_stem
     return model, {"path": str(shown), "sha256": hashlib.sha256(weights).hexdigest(),
                    "clean_acc": tmeta["clean_acc"], "profile": tmeta["config"]["profile"]}
 
@@ -63,17 +67,23 @@ def plan_training(cfg: TrainConfig, out: str | Path | None = None, teacher: str 
     """Where ``cfg``'s model goes and what it needs.
 
     Args:
-        out: zoo root (None: ``fkd.paths.zoo_dir()``); pixel-unit models go under ``pixel/``.
-        teacher: a teacher file (None: the zoo's rt of the same reading).
+        out: zoo root (None: ``fkd.paths.user_zoo_dir()``: the zoo in a checkout or with ``$FKD_ZOO``,
+            else ``~/.cache/fkd/zoo``); pixel-unit models go under ``pixel/``. The zoo packaged with an
+            installed wheel is never written (ValueError, even with ``force``).
+        teacher: a teacher file (None: the rt of the same reading in the destination zoo, else in the zoo).
         checkpoints: checkpoint directory (None: one per run under ``fkd.paths.checkpoint_dir()``).
         force: overwrite a model of another config.
     Returns:
         TrainingPlan; ``done`` when the destination already holds this config's model.
     """
-    stem = units_root(cfg.eps_units, Path(out) if out else zoo_dir()) / cfg.dataset.value / cfg.name
+    root = Path(out) if out else user_zoo_dir()
+    stem = units_root(cfg.eps_units, root) / cfg.dataset.value / cfg.name
+    if is_packaged_zoo(stem):
+        raise ValueError(f"{stem} is inside the zoo installed with the package, which is never written. "
+                         "Fix: pass --out DIR (or set FKD_ZOO to a zoo of your own)")
     if _existing(stem, cfg, force):
         return TrainingPlan(stem, None, None, Path(), True)
-    model, info = _teacher(cfg, teacher) if get_method(cfg.method).uses_teacher else (None, None)
+    model, info = _teacher(cfg, teacher, root) if get_method(cfg.method).uses_teacher else (None, None)
     run = f"{cfg.dataset.value}-{cfg.name}-{cfg.profile.value}-{cfg.fingerprint()}"
     if info:  # a student's checkpoints belong to its teacher too: another teacher, another run
         run += f"-t{info['sha256'][:12]}"
