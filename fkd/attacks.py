@@ -150,12 +150,15 @@ def _tile(t: Tensor, r: int) -> Tensor:
 
 def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size: Radius,
         restarts: int = 1, random_start: bool = True, generator: torch.Generator | None = None,
-        keep: Literal["best", "last"] = "best", clamp: bool = True) -> tuple[Tensor, Tensor | None]:
+        keep: Literal["best", "last", "final"] = "best", clamp: bool = True) -> tuple[Tensor, Tensor | None]:
     """Projected gradient ascent on ``objective`` over B_eps(x0) intersected with [0, 1].
 
     All restarts run as one batch. With ``keep="best"`` every iterate (the start point, each
     step, the final point) is scored and the best point per example across steps and restarts
-    is returned; with ``keep="last"`` (adversarial training) the last iterate of restart 0.
+    is returned; with ``keep="last"`` (adversarial training) the last iterate of restart 0; with
+    ``keep="final"`` the last iterate of every restart, shaped (R, B, C, H, W) (a plain PGD
+    evaluation that counts an example as attacked if any restart's final point is). The iterates
+    do not depend on ``keep``: same objective gradient and generator state, same trajectories.
 
     Args:
         objective: maps (R, B, C, H, W) to values (R, B) to maximise.
@@ -167,14 +170,15 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
         clamp: keep the iterates in [0, 1] (the valid images, default); False searches the plain ball.
 
     Returns:
-        x_adv (B, C, H, W) inside the ball and [0, 1], and its objective value (B,) (None with
-        ``keep="last"``, which skips the extra forward pass that scoring the last iterate costs).
+        x_adv (B, C, H, W) inside the ball and [0, 1] ((R, B, C, H, W) with ``keep="final"``), and
+        its objective value (B,) (None with ``keep="last"`` or ``"final"``, which skip the extra
+        forward pass that scoring the last iterate costs).
     """
     check_radius(eps)
     if steps < 0 or restarts < 1:
         raise ValueError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
-    if keep not in ("best", "last"):
-        raise ValueError(f"unknown keep {keep!r}; choose one of: best, last")
+    if keep not in ("best", "last", "final"):
+        raise ValueError(f"unknown keep {keep!r}; choose one of: best, last, final")
     x0 = x0.detach()
     if not (x0.is_contiguous() or x0.is_contiguous(memory_format=torch.channels_last)):
         x0 = x0.contiguous()
@@ -197,7 +201,7 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
     with eval_mode(*objective.models), torch.enable_grad():
         for i in range(steps + 1):
             final = i == steps
-            if final and keep == "last":
+            if final and keep != "best":
                 break
             x.requires_grad_(not final)
             with torch.set_grad_enabled(not final):
@@ -219,6 +223,8 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
                 x = x.detach().add_(grad.sign_().mul_(step)).clamp_(lo, hi)
     if keep == "last":
         return x.detach()[0], None
+    if keep == "final":
+        return x.detach(), None
     r = best_v.argmax(0)  # (B,)
     b = torch.arange(x0.shape[0], device=x0.device)
     return best_x[r, b], best_v[r, b]

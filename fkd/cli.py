@@ -143,6 +143,8 @@ def _evaluate(sub) -> None:
     e.add_argument("--restarts", type=int, default=5)
     e.add_argument("--strategy", default="both", help="EMPLB objective: max, classes or both (default)")
     e.add_argument("--chunk-size", type=int, default=250, help="images per task (part of the config)")
+    e.add_argument("--agreement-attack", default="flip", help="agreement searches, comma list: flip (ours, the `agree` "
+                   "rows, always) and paper (plain PGD's last iterates, `agree_paper`; addable to a finished run)")
     e.add_argument("--zoo", default=None, help=ZOO_HELP)
     e.add_argument("--out", required=True, help="run directory (resumes if it exists)")
     e.add_argument("--export", default=None, metavar="DIR", help="also publish rows, Table 1 and the EMPLB tables here")

@@ -114,7 +114,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = eval_config(args.dataset, _csv(args.students), profile=args.profile,
                       eps=[parse_eps(e) for e in _csv(args.eps)] if args.eps else None, n_images=args.n_images,
                       attack=Attack(args.steps, args.restarts), strategy=args.strategy, seed=args.seed,
-                      chunk_size=args.chunk_size, units=args.eps_units, std=_std(args.std) if args.std else None)
+                      chunk_size=args.chunk_size, units=args.eps_units, std=_std(args.std) if args.std else None,
+                      agreement_attacks=("flip", *_csv(args.agreement_attack)))
     df = evaluate(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
                   zoo_root=args.zoo)
     import pandas as pd

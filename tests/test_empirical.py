@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
-from fkd.metrics import Attack, EmplbStrategy, agreement, confidence_gap, emplb, fidelity, robust_correct
+from fkd.metrics import AgreementAttack, Attack, EmplbStrategy, agreement, confidence_gap, emplb, fidelity, robust_correct
 from fkd.models import make_model
 
 
@@ -67,6 +67,60 @@ def test_agreement_matches_constructed_cases():
         expected = clean & ~reach
         got = agreement(teacher, student, x, eps, Attack(20, 2), torch.Generator().manual_seed(0))
         assert got.tolist() == expected.tolist(), eps
+
+
+def test_the_papers_attack_checks_each_restarts_last_point():
+    # the same pair: every pixel saturates at m +- eps (20 steps of 2.5 eps / 20, one gradient sign),
+    # so plain PGD's last point has mean m + eps (from below the band) or m - eps (from above) and
+    # overshoots the disagreement band (0.5, 0.55) where the flip search keeps the iterate inside it
+    teacher, student = threshold_classifier(0.5), threshold_classifier(0.55)
+    means = torch.tensor([0.29, 0.47, 0.52, 0.6, 0.62, 0.9])
+    x = means.view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    clean = (means <= 0.5) | (means >= 0.55)
+    for eps in (0.0, 0.02, 0.06, 0.2):
+        last = torch.where(means < 0.5, means + eps, means - eps)
+        expected = clean & ~((last > 0.5) & (last < 0.55))
+        got = agreement(teacher, student, x, eps, Attack(20, 2), torch.Generator().manual_seed(0), "paper")
+        assert got.tolist() == expected.tolist(), eps
+    flip = agreement(teacher, student, x, 0.2, Attack(20, 2), torch.Generator().manual_seed(0), "flip")
+    paper = agreement(teacher, student, x, 0.2, Attack(20, 2), torch.Generator().manual_seed(0), "paper")
+    assert flip.tolist() == [True, False, False, False, False, True] and paper.tolist() == [True, True, False, True, True, True]
+
+
+def _pair(seed: int):
+    """An MNIST-shaped teacher and a student close to it (a perturbed copy of a student-sized net
+    trained on nothing: they agree on most inputs and an attack can split them)."""
+    torch.manual_seed(seed)
+    teacher = make_model("mnist", "student").eval()
+    student = make_model("mnist", "student").eval()
+    with torch.no_grad():
+        for p, q in zip(student.parameters(), teacher.parameters()):
+            p.copy_(q + 0.05 * q.abs().mean() * torch.randn_like(q))
+    return teacher, student
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_flip_finds_every_disagreement_the_papers_attack_finds(seed):
+    teacher, student = _pair(seed)
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    for eps in (0.02, 0.1, 0.3):
+        flip = agreement(teacher, student, x, eps, Attack(10, 3), torch.Generator().manual_seed(5), AgreementAttack.FLIP)
+        paper = agreement(teacher, student, x, eps, Attack(10, 3), torch.Generator().manual_seed(5), AgreementAttack.PAPER)
+        assert not (flip & ~paper).any(), eps  # per image: flip agrees => the paper's attack agrees
+    assert (~paper).any()  # the attacks do split the pair: the implication is not vacuous
+
+
+def test_both_attacks_give_clean_agreement_at_eps_zero_and_are_deterministic():
+    teacher, student = _pair(2)
+    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    clean = teacher(x).argmax(1) == student(x).argmax(1)
+    for search in AgreementAttack:
+        assert agreement(teacher, student, x, 0.0, search=search).tolist() == clean.tolist()
+        runs = [agreement(teacher, student, x, 0.2, Attack(5, 2), torch.Generator().manual_seed(7), search)
+                for _ in range(2)]
+        assert torch.equal(*runs)
+    with pytest.raises(ValueError, match="agreementattack"):
+        agreement(teacher, student, x, 0.1, search="best")
 
 
 def test_robust_correct_at_eps_zero_is_clean_correctness(pinned):

@@ -68,6 +68,25 @@ def test_resume_recomputes_only_missing_tasks_and_refuses_other_configs(tmp_path
     assert set(grown.student) == {"rt", "sd-a0.5", "fd-a0.5", "ard-a0.5"}
 
 
+def test_the_papers_agreement_is_an_added_task_set_of_a_finished_run(tmp_path):
+    cfg = small()
+    before = evaluate(cfg, tmp_path, progress=False)
+    both = small(agreement_attacks=("flip", "paper"))
+    assert both.fingerprint() == cfg.fingerprint()  # published runs keep their fingerprints and rows
+    assert len(plan(both)) == len(plan(cfg)) + 2 * 2 * 2  # eps x students x chunks, students only
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "parts").glob("*/*/*.csv")}
+    after = evaluate(both, tmp_path, progress=False)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # only the new parts were computed
+    assert json.loads((tmp_path / "run.json").read_text())["computed_now"] == 8
+    pd.testing.assert_frame_equal(after[after.metric != "agree_paper"].reset_index(drop=True), before)
+    wide = after[after.student != "rt"].pivot_table(index=["student", "eps", "image"], columns="metric", values="value")
+    assert wide.agree_paper.notna().all() and (wide.agree <= wide.agree_paper).all()
+    clean = wide.xs(0.0, level="eps")
+    assert (clean.agree == clean.agree_paper).all()
+    with pytest.raises(ValueError, match="must hold flip"):
+        small(agreement_attacks=("paper",))
+
+
 def test_dask_local_cluster_gives_the_same_rows_and_leaves_the_environment_alone(tmp_path):
     import os
 
@@ -91,6 +110,26 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert list(e.student) == ["SD", "FD"] and list(e.paper_mean) == [0.106, 0.061]
     with pytest.raises(ValueError, match="no Table 1 rows"):
         table1(df, "cifar10")
+
+
+def test_table1_shows_the_papers_attack_first_and_counts_cells_per_method(tmp_path):
+    from fkd.book.units_report import _table1_cells
+
+    df = evaluate(small(agreement_attacks=("flip", "paper")), tmp_path, progress=False)
+    t = table1(df, "mnist")
+    qs = list(dict.fromkeys(c[0] for c in t.columns))
+    assert qs == ["robust RT", "robust SD", "robust FD", "agree_paper SD", "agree SD", "agree_paper FD", "agree FD",
+                  "n_images"]
+    assert t.loc["0.1", ("agree_paper FD", "paper")] == t.loc["0.1", ("agree FD", "paper")] == 95.6
+    assert (t.xs("ours", axis=1, level=1).filter(like="agree_paper").values >=
+            t.xs("ours", axis=1, level=1)[["agree SD", "agree FD"]].values).all()
+    for methods, metric in (("paper", "agree_paper"), ("ours", "agree")):
+        c = _table1_cells(df, "mnist", methods)
+        assert sorted(c.quantity.unique()) == ["agree FD", "agree SD", "robust FD", "robust RT", "robust SD"]
+        got = c[(c.quantity == "agree FD") & (c.eps == "0.1")].ours.item()
+        assert got == t.loc["0.1", (f"{metric} FD", "ours")]
+    plain = _table1_cells(df[df.metric != "agree_paper"], "mnist", "paper")  # a run without it: its one agreement
+    assert plain[plain.quantity == "agree FD"].ours.tolist() == t[("agree FD", "ours")].tolist()
 
 
 def test_reference_tables_are_the_papers_files():

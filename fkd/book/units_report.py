@@ -63,13 +63,21 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
     return ReadingRuns(READINGS[units.value if isinstance(units, EpsUnits) else units], emp, cert)
 
 
-def _table1_cells(rows, dataset: Dataset):
-    """Table 1 as long cells: eps, quantity (robust RT, agree FD, ...), ours, paper, diff."""
+def _table1_cells(rows, dataset: Dataset, methods: str = "ours"):
+    """Table 1 as long cells: eps, quantity (robust RT, agree FD, ...), ours, paper, diff; the
+    agreement cells by ``AGREEMENT[methods]`` (``paper``: by the paper's attack where the rows have
+    it, else by the one agreement the run measured, ours)."""
     from fkd.book.tables import table1
 
     t = table1(rows, dataset).drop(columns="n_images", level=0)
     long = t.stack(level=0, future_stack=True).reset_index()
     long.columns = ["eps", "quantity", *long.columns[2:]]
+    paper_attack = long.quantity.str.startswith("agree_paper ")
+    if AGREEMENT[methods] == "agree_paper" and paper_attack.any():
+        long = long[~long.quantity.str.startswith("agree ")]
+        long = long.assign(quantity=long.quantity.str.replace("agree_paper ", "agree ", regex=False))
+    else:
+        long = long[~paper_attack]
     return long[["eps", "quantity", "ours", "paper", "diff"]].dropna(subset=["paper"])
 
 
@@ -86,15 +94,20 @@ def _table2_cells(rows, dataset: Dataset, mode: str):
 #: FAITHUB mode of the certified run). The paper's: PGD on the inf-norm (emplb_max) and eq. 9 from
 #: per-logit bounds; ours: both objectives, per-image maximum (emplb) and d_ij bounded directly.
 METHODS = {"paper": ("emplb_max", "paper"), "ours": ("emplb", "tight")}
+#: and for Table 1's agreement: the paper's attack (plain PGD's last iterates, ``agree_paper``, where
+#: a run has it) or our flip search (``agree``); ``fkd.metrics.AgreementAttack``
+AGREEMENT = {"paper": "agree_paper", "ours": "agree"}
 
 
 def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = "paper", domain: Domain | str = Domain.CLAMPED):
     """Every paper cell of Tables 1 and 2 that a reading's published runs cover, with ours beside it.
 
     Args:
-        methods: ``paper`` (Table 2 by the paper's own methods: EMPLB by PGD on the inf-norm over the
-            empirical run's images, FAITHUB in paper mode, eq. 9 from per-logit bounds) or ``ours``
-            (EMPLB with the per-class objectives too, FAITHUB in tight mode); ``METHODS``.
+        methods: ``paper`` (the paper's own methods: Table 1's agreement by its attack, plain PGD's
+            last iterates, where the run has those rows; Table 2's EMPLB by PGD on the inf-norm over
+            the empirical run's images, FAITHUB in paper mode, eq. 9 from per-logit bounds) or
+            ``ours`` (agreement by the flip search, EMPLB with the per-class objectives too, FAITHUB
+            in tight mode); ``METHODS``, ``AGREEMENT``.
         domain: FAITHUB over the ball intersected with [0, 1] (``clamped``) or the plain ball.
     Returns:
         DataFrame: units, table (table1 | table2), eps, cell (e.g. "robust RT", "FAITHUB FD"), ours,
@@ -112,7 +125,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     for units in READINGS:
         runs = reading_runs(d, units, results, domain)
         if runs.empirical is not None:
-            t1 = _table1_cells(runs.empirical, d).rename(columns={"quantity": "cell"})
+            t1 = _table1_cells(runs.empirical, d, methods).rename(columns={"quantity": "cell"})
             n = int(runs.empirical.image.nunique())
             frames.append(t1.assign(units=units, table="table1", n=n))
             if (runs.empirical.metric == metric).any():

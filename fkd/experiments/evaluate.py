@@ -17,7 +17,7 @@ import torch
 
 from fkd.config import PAPER_EPS, Dataset, EpsUnits, Profile, parse, resolve_model
 from fkd.losses import PAPER_STUDENTS
-from fkd.metrics import PAPER_ATTACK, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
+from fkd.metrics import PAPER_ATTACK, AgreementAttack, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
 from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
 from fkd.units import pixel_label, radius
@@ -26,6 +26,9 @@ COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "units", "
            "value", "steps", "restarts", "seed")
 #: evaluation subset size of the quick profile (the full profile uses the paper's 1000/1000/100)
 QUICK_IMAGES = {Dataset.MNIST: 100, Dataset.FASHION_MNIST: 100, Dataset.CIFAR10: 20}
+#: the metric each agreement attack's rows carry: ``agree`` (ours, the flip search: every published
+#: run's) and ``agree_paper`` (the paper's attack, plain PGD's last iterate of each restart)
+AGREEMENT_METRIC = {AgreementAttack.FLIP: "agree", AgreementAttack.PAPER: "agree_paper"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,10 @@ class EvalConfig(StudyConfig):
     ``students`` are zoo names (``fd-a0.5``); ``eps`` in ``units`` (normalised or pixel, None: the
     dataset's default reading, whose zoo is evaluated; ``std``: the normalisation's per-channel std,
     None for the dataset's, ``fkd.units.STD``); the first ``n_images`` of the fixed evaluation subset; ``chunk_size`` images per task (results depend on it through the
-    per-task seeds, so it is part of the config).
+    per-task seeds, so it is part of the config). ``agreement_attacks``: the agreement searches
+    computed (``AgreementAttack``; metric names ``AGREEMENT_METRIC``): ``flip`` always, in every
+    task of a student; any other is an added task set with its own part files, which a later
+    invocation may add to a finished run (the field is ``VARYING``: fingerprints do not change).
     """
     dataset: Dataset
     students: tuple[str, ...]
@@ -49,9 +55,15 @@ class EvalConfig(StudyConfig):
     profile: Profile = Profile.FULL
     units: EpsUnits | None = None
     std: tuple[float, ...] | None = None
+    agreement_attacks: tuple[AgreementAttack, ...] = (AgreementAttack.FLIP,)
 
     def __post_init__(self) -> None:
         d = self._dataset_units()
+        attacks = tuple(dict.fromkeys(parse(AgreementAttack, a) for a in self.agreement_attacks))
+        if AgreementAttack.FLIP not in attacks:
+            raise ValueError("agreement_attacks must hold flip (the `agree` rows every task of a student writes); "
+                             "add paper beside it, e.g. (flip, paper)")
+        self._set(agreement_attacks=attacks)
         if self.std is not None:
             self._set(std=tuple(float(v) for v in self.std))
             radius(0.0, self.units, d, self.std)  # validates: normalised units, positive per channel
@@ -69,7 +81,7 @@ class EvalConfig(StudyConfig):
         if self.n_images < 1 or self.chunk_size < 1:
             raise ValueError(f"n_images and chunk_size must be positive, got {self.n_images}, {self.chunk_size}")
 
-    VARYING = ("students", "eps", "profile")  # students and eps may grow between runs
+    VARYING = ("students", "eps", "profile", "agreement_attacks")  # these may grow between runs
 
     def fingerprint_fields(self) -> dict[str, Any]:
         keep = super().fingerprint_fields()
@@ -98,15 +110,18 @@ def eval_config(dataset: Dataset | str, students: Iterable[str] = PAPER_STUDENTS
 
 @dataclass(frozen=True)
 class Task:
-    """All metrics of one model (the teacher: accuracy only) at one eps on images [start, stop)."""
+    """All metrics of one model (the teacher: accuracy only) at one eps on images [start, stop); with
+    ``metric`` (``agree_paper``), that metric alone, in its own part file."""
     model: str
     eps: float
     start: int
     stop: int
+    metric: str = ""
 
     @property
     def part(self) -> str:
-        return f"{self.model}/eps{self.eps:.6f}/{self.start:05d}-{self.stop:05d}.csv"
+        suffix = f".{self.metric}" if self.metric else ""
+        return f"{self.model}/eps{self.eps:.6f}/{self.start:05d}-{self.stop:05d}{suffix}.csv"
 
     def generator(self, cfg: EvalConfig, kind: str) -> torch.Generator:
         """The seeded generator of one attack of this task: fixed by (seed, dataset, task, kind)."""
@@ -114,9 +129,12 @@ class Task:
 
 
 def plan(cfg: EvalConfig) -> list[Task]:
-    """Every task of ``cfg``: teacher and students, every eps, chunks of ``chunk_size`` images."""
+    """Every task of ``cfg``: teacher and students, every eps, chunks of ``chunk_size`` images; then
+    one task set per agreement attack beyond flip (students only)."""
     chunks = [(a, min(a + cfg.chunk_size, cfg.n_images)) for a in range(0, cfg.n_images, cfg.chunk_size)]
-    return [Task(m, e, a, b) for e in cfg.eps for m in (cfg.teacher, *cfg.students) for a, b in chunks]
+    tasks = [Task(m, e, a, b) for e in cfg.eps for m in (cfg.teacher, *cfg.students) for a, b in chunks]
+    extra = [AGREEMENT_METRIC[k] for k in cfg.agreement_attacks if k is not AgreementAttack.FLIP]
+    return tasks + [Task(m, e, a, b, k) for k in extra for e in cfg.eps for m in cfg.students for a, b in chunks]
 
 
 def _model(dataset: Dataset, name: str, root: str | None, units: EpsUnits):
@@ -135,14 +153,21 @@ def _images(dataset: Dataset, n: int):
 def run_task(cfg: EvalConfig, task: Task, zoo_root: str | None = None) -> list[dict[str, Any]]:
     """Compute one task's rows: ``correct`` for every model; for a student also ``agree`` (eq. 14),
     ``emplb`` (and ``emplb_<strategy>`` per strategy run), and the fidelity pair ``top1_agree`` and
-    ``kl`` at the EMPLB point (at eps = 0: the clean point)."""
+    ``kl`` at the EMPLB point (at eps = 0: the clean point). A task with a ``metric`` computes that
+    agreement alone, from the generator of ``agree``: the same random starts, so per image an
+    ``agree`` of 1 implies an ``agree_paper`` of 1."""
     x, y, idx = _images(cfg.dataset, cfg.n_images)
     x, y, idx = x[task.start:task.stop], y[task.start:task.stop], idx[task.start:task.stop]
     model = _model(cfg.dataset, task.model, zoo_root, cfg.units)
     r = radius(task.eps, cfg.units, cfg.dataset, cfg.std)  # the pixel radius of the task's eps
-    values: dict[str, torch.Tensor] = {"correct": robust_correct(model, x, y, r, cfg.attack,
-                                                                 task.generator(cfg, "correct"))}
-    if task.model != cfg.teacher:
+    values: dict[str, torch.Tensor] = {}
+    if task.metric:
+        search = {m: k for k, m in AGREEMENT_METRIC.items()}[task.metric]
+        teacher = _model(cfg.dataset, cfg.teacher, zoo_root, cfg.units)
+        values[task.metric] = agreement(teacher, model, x, r, cfg.attack, task.generator(cfg, "agree"), search)
+    else:
+        values["correct"] = robust_correct(model, x, y, r, cfg.attack, task.generator(cfg, "correct"))
+    if task.model != cfg.teacher and not task.metric:
         teacher = _model(cfg.dataset, cfg.teacher, zoo_root, cfg.units)
         values["agree"] = agreement(teacher, model, x, r, cfg.attack, task.generator(cfg, "agree"))
         e = emplb(teacher, model, x, r, cfg.attack, cfg.strategy, task.generator(cfg, "emplb"))
