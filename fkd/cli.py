@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from fkd import commands
+from fkd.bounds.modes import BoundMethod
 from fkd.config import Dataset, Domain, EpsUnits, Method, Profile, parse
 from fkd.losses import PAPER_STUDENTS, RELATED_STUDENTS
 from fkd.paths import FIGURES, RESULTS
@@ -21,6 +22,22 @@ def _choice(cls):
             return parse(cls, value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+    return conv
+
+
+def _bound_method(allowed: tuple[str, ...] = tuple(m.value for m in BoundMethod), students: str = "--students"):
+    """An argparse type for ``--method`` of verify, audit and exact: always the bound method (how each
+    network is bounded); ``train --method`` is the training method, and a training method's name
+    given here is refused with where it goes."""
+    def conv(value: str) -> str:
+        if value in {m.value for m in Method}:
+            example = f"zoo:mnist/{value}" if students == "--student" else value
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is a training method, but here --method is the bound method ({', '.join(allowed)}). "
+                f"Fix: name the student in {students} (e.g. {students} {example}) and pick the bounds with --method")
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"unknown bound method {value!r}; choose one of: {', '.join(allowed)}")
+        return value
     return conv
 
 
@@ -181,7 +198,8 @@ def _verify(sub) -> None:
     _eps_units(v)
     v.add_argument("--n-images", type=int, default=None, help="first N images of the fixed subset (default: all "
                    "of it: 1000 MNIST and Fashion-MNIST, 100 CIFAR-10 images)")
-    v.add_argument("--method", default="crown", help="interval, crown, lp or milp (both networks)")
+    v.add_argument("--method", type=_bound_method(), default="crown", help="the bound method, for both networks: "
+                   "interval, crown, lp or milp (the students' training methods are named in --students)")
     v.add_argument("--mode", default="paper,tight", help="FAITHUB modes: paper (eq. 9 from logit bounds), tight (z_j - z_i "
                    "bounded directly), joint (tight plus teacher and student at one shared x), softmax (tight plus each network's "
                    "softmax inside its LP/MILP), joint_softmax (softmax plus both softmaxes at one x)")
@@ -234,7 +252,8 @@ def _exact(sub) -> None:
     x.add_argument("--time-limit", type=float, default=60.0, help="branch-and-bound seconds per (image, student)")
     x.add_argument("--global-time-limit", type=float, default=30.0,
                    help="Gurobi global MINLP seconds per (class, sign); 0 skips it")
-    x.add_argument("--method", default="lp", help="FAITHUB beside it: lp or crown")
+    x.add_argument("--method", type=_bound_method(("lp", "crown")), default="lp",
+                   help="the bound method of FAITHUB beside it: lp or crown")
     x.add_argument("--out", required=True)
     _run_options(x, threads=True)
     x.set_defaults(func=commands.cmd_exact)
@@ -285,7 +304,8 @@ def _audit(sub) -> None:
     a.add_argument("--std", default=None, help="per-channel std of the normalised reading, a comma list "
                    "(CIFAR-10 also: population or kuangliu)")
     a.add_argument("--n-images", type=int, default=100, help="the first N images")
-    a.add_argument("--method", default="crown", help="bounds: interval, crown, lp or milp")
+    a.add_argument("--method", type=_bound_method(students="--student"), default="crown",
+                   help="the bound method: interval, crown, lp or milp")
     a.add_argument("--mode", default="paper,tight", help="FAITHUB modes (paper, tight, joint); the tightest is reported")
     a.add_argument("--no-agreement", action="store_true", help="skip certified distillation agreement (a MILP per image)")
     a.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
@@ -337,11 +357,19 @@ def main(argv: list[str] | None = None) -> int:
     from fkd.zoo import ZooError
     try:
         return args.func(args)
-    except (ValueError, DataError, ZooError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
+        if exc.filename is None:  # raised with its own message, naming the file and the fix
+            print(f"error: {exc}", file=sys.stderr)
+        else:  # a raw one: name the file and say where it came from
+            print(f"error: {exc.filename} does not exist. Fix: check the file and directory options of "
+                  f"`python -m fkd {args.command}` (--help lists them)", file=sys.stderr)
+        return 2
+    except (ValueError, DataError, ZooError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a --out that cannot be written: no permission, a file in the way, a full disk
-        print(f"error: cannot write {exc.filename}: {exc.strerror}. Fix: choose a directory you can write "
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"error: cannot write {where}: {exc.strerror or exc}. Fix: choose a directory you can write "
               f"(--out), or make room or change its permissions", file=sys.stderr)
         return 2
 

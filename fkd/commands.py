@@ -32,6 +32,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if plan.done:
         print(f"{plan.stem}.safetensors is already this run's model (same config); --force retrains it")
         return 0
+    for option, folder in (("--out", plan.stem.parent), ("--checkpoint-dir", plan.checkpoints)):
+        try:  # a destination that cannot be written fails now, not after the training
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot write {folder} ({option}): {exc.strerror}. Fix: choose a directory you "
+                             f"can write") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"training {cfg.dataset.value}/{cfg.name} ({cfg.profile.value} profile), checkpoints in {plan.checkpoints}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -188,10 +189,14 @@ def train(cfg: TrainConfig, *, teacher: nn.Module | None = None, data: TrainData
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if ckpt.exists():
             try:
-                saved = torch.load(ckpt, map_location=device, weights_only=True)
+                with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: the error says it
+                    warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                    saved = torch.load(ckpt, map_location=device, weights_only=True)
+                if not isinstance(saved, dict) or "fingerprint" not in saved:
+                    raise TypeError(f"it holds a {type(saved).__name__}, not a checkpoint of fkd.train")
             except Exception as exc:  # truncated, not a checkpoint, or a pickle weights_only refuses
                 raise ValueError(f"{ckpt} is not a readable training checkpoint ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0][:200]}). Fix: delete it to start this run from "
+                                 f"{(str(exc).splitlines() or [''])[0][:200]}). Fix: delete it to start this run from "
                                  f"scratch, or pass another --checkpoint-dir") from exc
             if saved["fingerprint"] != cfg.fingerprint():
                 raise ValueError(f"{ckpt} belongs to a different run (config changed). Fix: use another "

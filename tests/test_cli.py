@@ -173,3 +173,78 @@ def test_a_student_is_saved_under_its_own_name_and_its_teacher_is_left_alone(tmp
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "mnist").iterdir()}
     assert {k: after[k] for k in before} == before and {"sd-a0.5.safetensors", "sd-a0.5.json"} <= set(after)
     assert f"-t{before['rt.safetensors'][:12]}" in str(seen["ckpt"])
+
+
+def test_merge_restore_and_a_raw_missing_file_name_the_option_and_the_fix(tmp_path, capsys, monkeypatch):
+    """A missing --merge or --restore directory, and a raw FileNotFoundError from any handler, each end
+    in one line naming the path and the fix (no "[Errno 2]")."""
+    from fkd import commands
+    from fkd.cli import main
+
+    assert main(["verify", "--merge", "/nonexistent", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "--merge /nonexistent" in err and "does not exist" in err and "Fix:" in err and "Errno" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["verify", "--merge", str(tmp_path / "empty"), "--out", str(tmp_path / "m")]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert main(["verify", "--restore", "/nonexistent", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--restore /nonexistent" in err and "--export" in err and "Fix:" in err
+
+    def raw(args):
+        open("/nonexistent/some.csv")
+    monkeypatch.setattr(commands, "cmd_zoo", raw)
+    assert main(["zoo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /nonexistent/some.csv does not exist. Fix:") and "Errno" not in err
+
+
+def test_an_unwritable_out_or_checkpoint_dir_fails_before_training(tmp_path, capsys):
+    """train names the option whose directory cannot be written, before a step runs (we run as root,
+    so the unwritable place is a path under a regular file)."""
+    from fkd.cli import main
+
+    (tmp_path / "file").write_text("a file, not a directory")
+    base = ["train", "--dataset", "mnist", "--method", "rt", "--profile", "quick", "--epochs", "1", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "file" / "zoo")]) == 2
+    err = capsys.readouterr()
+    assert "(--out): Not a directory. Fix:" in err.err and "training" not in err.out
+    assert main([*base, "--out", str(tmp_path / "zoo"), "--checkpoint-dir", str(tmp_path / "file" / "ck")]) == 2
+    assert "(--checkpoint-dir): Not a directory" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_is_not_one_is_a_clear_error(tmp_path, capsys):
+    """A truncated checkpoint, or a readable file that is not a training checkpoint, is named with the fix."""
+    import torch
+
+    from fkd.cli import main
+    from fkd.train import CHECKPOINT
+
+    argv = ["train", "--dataset", "mnist", "--method", "rt", "--profile", "quick", "--epochs", "1", "--quiet",
+            "--out", str(tmp_path / "zoo"), "--checkpoint-dir", str(tmp_path / "ck")]
+    (tmp_path / "ck").mkdir()
+    for write in (lambda p: p.write_bytes(b"\x80\x04truncated"), lambda p: torch.save(torch.zeros(2), p)):
+        write(tmp_path / "ck" / CHECKPOINT)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "is not a readable training checkpoint" in err and "Fix: delete it" in err and "Warning" not in err
+    assert not (tmp_path / "zoo" / "mnist" / "rt.safetensors").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["verify", "--students", "fd", "--out", "unused"],
+    ["audit", "--teacher", "zoo:mnist/rt", "--student", "zoo:mnist/fd", "--dataset", "mnist", "--out", "unused"],
+    ["exact", "--out", "unused"]])
+def test_method_is_the_bound_method_outside_train(command, capsys):
+    """--method means one thing per command family: train's is the training method; verify's, audit's and
+    exact's the bound method, and a training method's name there is refused with where it goes."""
+    from fkd.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "--method", "fd"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "'fd' is a training method" in err and "bound method" in err
+    assert ("--student zoo:mnist/fd" if command[0] == "audit" else "--students fd") in err
+    with pytest.raises(SystemExit):
+        main([*command, "--method", "fastest"])
+    assert "unknown bound method 'fastest'" in capsys.readouterr().err

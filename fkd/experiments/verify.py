@@ -241,13 +241,19 @@ def merge(out: Path | str, shards: list[Path | str]):
     import pandas as pd
 
     out = Path(out)
+    for s in shards:
+        if not (Path(s) / "config.json").is_file():
+            what = "does not exist" if not Path(s).exists() else f"has no {Path(s) / 'config.json'}"
+            raise ValueError(f"--merge {s}: the shard directory {what}. Fix: pass the --out directories of "
+                             f"`python -m fkd verify --shard k/n ...` runs (each holds config.json and parts/)")
     prints = {json.loads((Path(s) / "config.json").read_text())["fingerprint"] for s in shards}
     if len(prints) > 1:
         raise ValueError(f"the shards {', '.join(map(str, shards))} come from different configs; merge only "
                          f"shards of one run (same method, modes, solver, attack, seed, images)")
     parts = sorted(p for s in shards for p in (Path(s) / "parts").glob("*/*.csv"))
     if not parts:
-        raise FileNotFoundError(f"no verification results in {', '.join(map(str, shards))}")
+        raise ValueError(f"--merge: no verification results in {', '.join(map(str, shards))} (no parts/*/*.csv). "
+                         f"Fix: run `python -m fkd verify --shard k/n --out DIR` into them first")
     df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
     df = df.drop_duplicates(["student", "eps", "image"]).sort_values(["eps", "student", "image"]).reset_index(drop=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,8 +276,8 @@ def restore(published: Path | str, out: Path | str) -> int:
     published, out = Path(published), Path(out)
     for name in ("config.json", "verify.csv.gz"):
         if not (published / name).exists():
-            raise FileNotFoundError(f"{published / name} not found: restore takes a directory written by "
-                                    f"`python -m fkd verify --export DIR` (results/certified/<dataset>)")
+            raise FileNotFoundError(f"--restore {published}: {published / name} not found. Fix: restore from a "
+                                    f"directory written by `python -m fkd verify --export DIR` (results/certified/<dataset>)")
     meta = json.loads((published / "config.json").read_text())
     cfg = VerifyConfig(**{"units": EpsUnits.PIXEL, "fp_margin": "constant", **meta["config"]})  # configs without units predate the
     # normalised reading: they were all pixel-unit runs
