@@ -8,7 +8,7 @@ import subprocess
 
 import torch
 
-from .paths import PACKAGE
+from .paths import PACKAGE, in_checkout
 
 PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "gurobipy", "highspy", "scipy", "pandas", "dask",
             "distributed")
@@ -32,7 +32,14 @@ def machine(device: str | torch.device = "cpu") -> dict[str, str | int]:
 
 
 def git_commit() -> str:
-    """HEAD's commit, with ``-dirty`` when the working tree has uncommitted changes to tracked files."""
+    """HEAD's commit, with ``-dirty`` when the working tree has uncommitted changes to tracked files;
+    ``installed-<version>`` outside a checkout (a wheel: git would report whatever repository holds
+    site-packages)."""
+    if not in_checkout():
+        try:
+            return f"installed-{importlib.metadata.version('fkd')}"
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True,
                               timeout=5).stdout.strip()

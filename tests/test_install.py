@@ -108,6 +108,9 @@ def test_a_wheel_loads_a_model_and_verifies_two_images_outside_the_checkout(tmp_
 
     rows = pd.read_csv(out / "verify.csv")
     assert rows.image.nunique() == 2 and rows.student.nunique() == 4 and len(rows) == 2 * 4  # one eps
+    import json
+
+    assert json.loads((out / "run.json").read_text())["git_commit"] == "installed-0.1.0"
     assert _files(site) == before, "the run wrote into the installed package"
     assert not (home / ".cache" / "fkd" / "data").exists()  # FKD_DATA was used, nothing downloaded
 
