@@ -250,6 +250,10 @@ def cmd_exact(args: argparse.Namespace) -> int:
         for m in ("rt", *_csv(args.students)):
             print(f"training {pair.name} {m}")
             train_small(pair, m, checkpoint_dir=_checkpoint_root() / "small" / f"{pair.name}-{m}", progress=not args.quiet)
+        from fkd.paths import user_zoo_dir, zoo_dir
+        if user_zoo_dir() != zoo_dir():  # installed from a wheel: the packaged zoo is read-only
+            print(f"note: trained into {user_zoo_dir()}; this run reads the zoo at {zoo_dir()} (set "
+                  f"FKD_ZOO={user_zoo_dir()} to use the models just trained)")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -1,9 +1,10 @@
 """Datasets: data-directory resolution, torchvision loading, the fixed evaluation subsets.
 
-The data directory is ``$FKD_DATA``, else the project-local, git-ignored ``data/``. It is filled
-from the read-only offline copies in ``../shared/data`` when they exist (MNIST and Fashion-MNIST
-are copied, CIFAR-10 is linked; nothing is ever written into ``../shared``), and otherwise
-torchvision downloads. Images are returned as float tensors in [0, 1], shape (N, C, H, W).
+The data directory (``fkd.paths.data_dir``) is ``$FKD_DATA``, else the checkout's git-ignored
+``data/``, else (installed from a wheel) ``~/.cache/fkd/data``. It is filled from the read-only
+offline copies in ``../shared/data`` when they exist (MNIST and Fashion-MNIST are copied, CIFAR-10
+is linked; nothing is ever written into ``../shared``), and otherwise torchvision downloads. Images
+are returned as float tensors in [0, 1], shape (N, C, H, W).
 """
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def eval_indices(dataset: Dataset | str) -> list[int]:
     path = subset_path(dataset)
     if not path.exists():
         raise DataError(f"{path} is missing; it is part of the package. Fix: restore it from git "
-                        f"(git checkout -- {path.relative_to(REPO)}).")
+                        f"(git checkout -- {path.relative_to(REPO)}), or reinstall the package.")
     return json.loads(path.read_text())["indices"]
 
 

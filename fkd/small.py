@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from .config import Dataset, EpsUnits, Method, model_name, parse, train_config
 from .data import eval_subset, load_split, to_float
 from .models import _mlp, build
-from .zoo import load_from, save_model, zoo_dir
+from .paths import is_packaged_zoo, user_zoo_dir
+from .zoo import load_from, save_model, with_ext, zoo_dir
 
 
 @dataclass(frozen=True)
@@ -88,15 +89,23 @@ def train_small(pair: SmallPair, method: Method | str, checkpoint_dir: Path | st
                 progress: bool = False, root: Path | None = None) -> nn.Sequential:
     """Train one model of the pair (rt first: the students distil it) and save it under zoo/small.
 
+    Args:
+        root: the zoo to save into (None: ``fkd.paths.user_zoo_dir()``: the zoo in a checkout or with
+            ``$FKD_ZOO``, else ``~/.cache/fkd/zoo``; the zoo installed with the package is never written).
     Returns:
         The trained eval-mode model.
     """
     from .train import train
 
     method = parse(Method, method)
+    root = Path(root) if root else user_zoo_dir()
+    if is_packaged_zoo(root):
+        raise ValueError(f"{root} is the zoo installed with the package, which is never written. "
+                         f"Fix: pass root= (or set FKD_ZOO to a zoo of your own)")
     cfg = train_config(pair.dataset, method, seed=pair.seed, epochs=pair.epochs, eps_units=EpsUnits.PIXEL,
                        patience=pair.epochs, eps=pair.eps, step_size=pair.eps / 4)
-    teacher = None if method is Method.RT else load_small(pair, Method.RT, root)
+    own = with_ext(pair.stem(Method.RT, root), ".json").exists()  # the teacher: root's, else the zoo's
+    teacher = None if method is Method.RT else load_small(pair, Method.RT, root if own else None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(pair.seed)
         init = build(pair.architecture(method))

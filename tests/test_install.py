@@ -8,9 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    from pip._vendor import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +65,8 @@ def _files(root: Path) -> dict[str, tuple[int, int]]:
 
 def test_a_wheel_loads_a_model_and_verifies_two_images_outside_the_checkout(tmp_path):
     """Build the wheel from a copy of the sources, install it into a target directory and, from a
-    directory that is not the checkout, load a zoo model and run a two-image verify (about 10 s)."""
+    directory that is not the checkout and without gurobipy, load a zoo model and run a two-image
+    verify (about 10 s)."""
     src = tmp_path / "src"  # a copy: building in the checkout would leave build/ there
     for name in ("pyproject.toml", "README.md"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +94,10 @@ def test_a_wheel_loads_a_model_and_verifies_two_images_outside_the_checkout(tmp_
     work, home = tmp_path / "elsewhere", tmp_path / "home"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FKD_") and k not in ("PYTHONPATH", "XDG_CACHE_HOME")}
-    env.update(PYTHONPATH=str(site), FKD_DATA=str(REPO / "data"), HOME=str(home), PYTHONDONTWRITEBYTECODE="1",
+    hidden = tmp_path / "no-gurobi" / "gurobipy"  # gurobipy is optional: the run must not need it
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('gurobipy hidden by the test')\n")
+    env.update(PYTHONPATH=os.pathsep.join([str(hidden.parent), str(site)]), FKD_DATA=str(REPO / "data"), HOME=str(home), PYTHONDONTWRITEBYTECODE="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = ("import fkd, fkd.paths as p; m = fkd.load_model('mnist', 'fd'); "
             "print(fkd.__file__); print(p.zoo_dir()); print(p.in_checkout()); print(type(m).__name__)")
@@ -110,7 +118,8 @@ def test_a_wheel_loads_a_model_and_verifies_two_images_outside_the_checkout(tmp_
     assert rows.image.nunique() == 2 and rows.student.nunique() == 4 and len(rows) == 2 * 4  # one eps
     import json
 
-    assert json.loads((out / "run.json").read_text())["git_commit"] == "installed-0.1.0"
+    record = json.loads((out / "run.json").read_text())
+    assert record["git_commit"] == "installed-0.1.0" and record["solvers"]["gurobi"] == "not installed"
     assert _files(site) == before, "the run wrote into the installed package"
     assert not (home / ".cache" / "fkd" / "data").exists()  # FKD_DATA was used, nothing downloaded
 
@@ -142,6 +151,13 @@ def test_outside_a_checkout_data_checkpoints_and_training_go_to_the_users_cache(
             assert "installed with the package" in str(exc) and "--out" in str(exc)
         else:
             raise AssertionError("training into the packaged zoo was not refused")
+    from fkd.small import get_pair, train_small
+    try:
+        train_small(get_pair("mnist-7x7"), "rt", root=shipped)
+    except ValueError as exc:
+        assert "installed with the package" in str(exc)
+    else:
+        raise AssertionError("training a small pair into the packaged zoo was not refused")
     monkeypatch.setenv("FKD_ZOO", str(tmp_path / "mine"))
     assert paths.zoo_dir() == paths.user_zoo_dir() == (tmp_path / "mine").resolve()
     monkeypatch.setenv("FKD_DATA", str(tmp_path / "d"))
