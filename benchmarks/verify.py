@@ -152,7 +152,10 @@ def main() -> None:
                         out = run_naive(nt, ns, x[i], rad, args.solver, args.time_limit)
                     elif cfg in SHARED:
                         method = "milp" if cfg.startswith("milp-") else "lp"
-                        key = (i, method, s) if method == "milp" else i  # milp: a fresh budget per student
+                        # each configuration bounds on its own (its seconds include the tight mode it builds on
+                        # and the teacher, shared between the students of an image as ours does); milp: a fresh
+                        # budget per student
+                        key = (i, cfg, s) if method == "milp" else (i, cfg)
                         if shared.get(key) is None:
                             shared[key] = ImageBounds(x[i], rad, method, args.solver, args.time_limit if method == "milp"
                                                       else 60.0, budget=args.budget if method == "milp" else None)

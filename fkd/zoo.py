@@ -123,9 +123,23 @@ def load_model(dataset: Dataset | str, method: Method | str, alpha: float | None
     return load_from(model_path(dataset, method, alpha, root, units))[0]
 
 
-@functools.lru_cache(maxsize=32)
+def model_key(dataset: Dataset, name: str, units: EpsUnits | None = None, root: str | None = None) -> tuple:
+    """What identifies a zoo model's weights for a cache: (path stem, mtime in ns, size) of its
+    weights file, so that another zoo (``$FKD_ZOO``, ``root``) or a retrained file is another key."""
+    from .config import resolve_model
+
+    stem = model_path(dataset, *resolve_model(dataset, name), root=Path(root) if root else None, units=units)
+    weights = with_ext(stem, ".safetensors")
+    try:
+        st = weights.stat()
+    except FileNotFoundError:
+        raise ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with `python -m fkd train ...` "
+                       f"or check out the shipped zoo (`python -m fkd zoo` lists it).") from None
+    return str(stem), st.st_mtime_ns, st.st_size
+
+
 def cached_model(dataset: Dataset, name: str, units: EpsUnits | None = None, root: str | None = None) -> nn.Sequential:
-    """A zoo model by its zoo name, loaded once per process: the runs' one model loader.
+    """A zoo model by its zoo name, loaded once per process (per weights file): the runs' one model loader.
 
     Args:
         dataset: a ``Dataset``; name: rt, fd, fd-a0.75, ...; units: the zoo of one reading (None:
@@ -133,9 +147,12 @@ def cached_model(dataset: Dataset, name: str, units: EpsUnits | None = None, roo
     Returns:
         The eval-mode model with its parameters frozen (no gradients); shared, so never train it.
     """
-    from .config import resolve_model
+    return _load_cached(model_key(dataset, name, units, root))
 
-    model = load_model(dataset, *resolve_model(dataset, name), root=Path(root) if root else None, units=units)
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(key: tuple) -> nn.Sequential:
+    model = load_from(Path(key[0]))[0]
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -154,15 +154,13 @@ def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monk
     from fkd.experiments.runner import task_generator
     from fkd.units import radius
 
-    monkeypatch.setenv("FKD_ZOO", str(pair_files["zoo"]))
-    verify_mod._nets.cache_clear()
+    monkeypatch.setenv("FKD_ZOO", str(pair_files["zoo"]))  # the model caches are keyed by the weights file
     eps = (0.05, 0.1)
     cfg = AuditConfig(str(pair_files["teacher"]), str(pair_files["student"]), dataset="mnist", eps=eps,
                       units="normalised", n_images=3, agreement=False)
     rows = [run_task(cfg, p, e) for e in eps for p in range(3)]
     vcfg = verify_mod.VerifyConfig("mnist", ("fd",), eps, 3, units="normalised")
     ref = [verify_mod.run_task(vcfg, p, e)[0] for e in eps for p in range(3)]
-    verify_mod._nets.cache_clear()
     for a, v in zip(rows, ref):
         assert a["image"] == v["image"]
         for mode in ("paper", "tight"):

@@ -170,3 +170,31 @@ def test_a_broken_checkpoint_is_refused_with_the_fix(tmp_path):
         (tmp_path / CHECKPOINT).write_bytes(content)
         with pytest.raises(ValueError, match="not a readable training checkpoint.*delete it"):
             train(cfg, teacher=teacher, data=TrainData(x, y, x, y), checkpoint_dir=tmp_path, progress=False)
+
+
+def test_the_model_cache_follows_the_weights_file(tmp_path, monkeypatch):
+    """Another zoo root (FKD_ZOO) or a retrained file is another cache entry, never a stale model."""
+    import shutil
+
+    import torch
+
+    from fkd.units import EpsUnits
+    from fkd.zoo import cached_model
+
+    shipped = cached_model(Dataset.MNIST, "rt", EpsUnits.PIXEL)
+    src = zoo_dir() / "pixel" / "mnist"
+    other = tmp_path / "zoo" / "pixel" / "mnist"
+    other.mkdir(parents=True)
+    for ext in (".json", ".safetensors"):
+        shutil.copy(src / f"rt{ext}", other / f"rt{ext}")
+    model, meta = load_from(other / "rt")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-1.0)
+    save_model(model, meta["architecture"], {k: v for k, v in meta.items() if k != "architecture"}, other / "rt")
+    monkeypatch.setenv("FKD_ZOO", str(tmp_path / "zoo"))
+    moved = cached_model(Dataset.MNIST, "rt", EpsUnits.PIXEL)
+    first = next(moved.parameters())
+    assert torch.equal(first, -next(shipped.parameters()))
+    monkeypatch.delenv("FKD_ZOO")
+    assert cached_model(Dataset.MNIST, "rt", EpsUnits.PIXEL) is shipped

@@ -99,16 +99,24 @@ class ExactConfig(StudyConfig):
         return keep
 
 
-@lru_cache(maxsize=16)
 def _model(dataset: Dataset, pair: str, name: str, units: EpsUnits = EpsUnits.PIXEL):
-    """(model, lowered net) of a zoo model (pair ``zoo``, the zoo of ``units``) or of the small pair's model."""
+    """(model, lowered net) of a zoo model (pair ``zoo``, the zoo of ``units``) or of the small pair's
+    model, lowered once per weights file (a zoo model's ``fkd.zoo.model_key``)."""
+    from fkd.zoo import model_key
+
+    key = model_key(dataset, name, units) if pair == "zoo" else None
+    return _lowered(dataset, pair, name, key)
+
+
+@lru_cache(maxsize=16)
+def _lowered(dataset: Dataset, pair: str, name: str, key: tuple | None):
     from fkd.models import INPUT_SHAPE
     from fkd.small import get_pair, load_small
-    from fkd.zoo import cached_model
+    from fkd.zoo import _load_cached
 
     method, _ = resolve_model(dataset, name)
     if pair == "zoo":
-        model, shape = cached_model(dataset, name, units), INPUT_SHAPE[dataset]
+        model, shape = _load_cached(key), INPUT_SHAPE[dataset]
     else:
         small = get_pair(pair)
         model, shape = load_small(small, method), small.input_shape

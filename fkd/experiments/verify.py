@@ -124,13 +124,20 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-@lru_cache(maxsize=16)
 def _nets(dataset: Dataset, name: str, units: EpsUnits):
+    """(model, lowered net) of a zoo model, lowered once per weights file (``fkd.zoo.model_key``)."""
     from fkd.models import INPUT_SHAPE
-    from fkd.zoo import cached_model
+    from fkd.zoo import model_key
 
-    model = cached_model(dataset, name, units)
-    return model, as_net(model, INPUT_SHAPE[dataset])
+    return _lowered(model_key(dataset, name, units), INPUT_SHAPE[dataset])
+
+
+@lru_cache(maxsize=16)
+def _lowered(key: tuple, shape: tuple):
+    from fkd.zoo import _load_cached
+
+    model = _load_cached(key)
+    return model, as_net(model, shape)
 
 
 def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any]]:
