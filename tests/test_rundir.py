@@ -116,3 +116,24 @@ def test_a_real_cluster_gives_the_rows_of_the_in_process_run(tmp_path):
     a = pd.read_csv(tmp_path / "cluster" / "verify.csv")[cols]
     b = pd.read_csv(tmp_path / "here" / "verify.csv")[cols]
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_every_study_holds_its_run_directory(tmp_path):
+    """Calibration and the attack study, like evaluate and verify, refuse another config in their run
+    directory and a second writer while one holds it (``RunDir``)."""
+    from fkd.experiments.attack_study import AttackStudyConfig, run_study
+    from fkd.experiments.calibration import calibration_config, run
+
+    out = tmp_path / "cal"
+    run(calibration_config("mnist", ["sd"], n_images=2), out)
+    assert (out / "config.json").exists() and (out / "runs.jsonl").exists()
+    with pytest.raises(ValueError, match="holds results of a different run"):
+        run(calibration_config("mnist", ["fd"], n_images=2), out)
+    with locked(out), pytest.raises(ValueError, match="is in use by"):
+        run(calibration_config("mnist", ["sd"], n_images=2), out)
+    study = tmp_path / "attack"
+    cfg = AttackStudyConfig("mnist", ("fd",), 0.1, (0,), steps=(1,), restarts=(1,))
+    run_study(cfg, study, progress=False)
+    assert len(json.loads((study / "run.json").read_text())["config"]["students"]) == 1
+    with pytest.raises(ValueError, match="holds results of a different run"):
+        run_study(AttackStudyConfig("mnist", ("sd",), 0.1, (0,), steps=(1,), restarts=(1,)), study, progress=False)

@@ -143,18 +143,23 @@ def run_study(cfg: AttackStudyConfig, out, zoo_root=None, progress: bool = True)
     Returns:
         The rows, as ``attack_strength`` gives them.
     """
-    import json
     import time
     from pathlib import Path
 
+    from fkd.experiments.runner import RunDir, invocation, write_record
     from fkd.provenance import record
+    from fkd.zoo import weights_sha256
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    df = attack_strength(cfg, zoo_root=zoo_root, progress=progress)
-    df.to_csv(out / "attack_study.csv", index=False)
-    (out / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "seed": cfg.seed,
-                                              "wall_time_s": round(time.perf_counter() - t0, 1), **record()},
-                                             indent=1) + "\n")
+    models = {m: weights_sha256(cfg.dataset, m, cfg.units, zoo_root) for m in ("rt", *cfg.students)}
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out (students, eps, images, steps, "
+                          "restarts, strategies, seed or units differ)", models):
+        t0 = time.perf_counter()
+        base = {"config": cfg.to_dict(), "seed": cfg.seed, **record()}
+        with invocation(out, base):
+            df = attack_strength(cfg, zoo_root=zoo_root, progress=progress)
+        tmp = out / "attack_study.csv.tmp"
+        df.to_csv(tmp, index=False)
+        tmp.replace(out / "attack_study.csv")
+        write_record(out, {**base, "wall_time_s": round(time.perf_counter() - t0, 1)})
     return df

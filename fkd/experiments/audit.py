@@ -30,7 +30,7 @@ from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, emp
 from fkd.networks import Loaded, load_network
 from fkd.onnx_import import NetworkFileError
 from fkd.experiments.study import StudyConfig, as_attack
-from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
+from fkd.experiments.runner import RunDir, invocation, run_tasks, task_generator, write_csv_atomic, write_record
 from fkd.units import pixel_label, radius, resolve_units
 
 #: EMPLB may exceed FAITHUB by at most this (float32 forward against float64 bounds) before it is a bug
@@ -241,12 +241,11 @@ def audit(cfg: AuditConfig, out: Path | str, *, workers: int = 1, scheduler: str
 
     out = Path(out)
     pair, x, _, _ = _pair(json.dumps(cfg.to_dict(), sort_keys=True))  # refuses a bad pair before anything is written
-    with locked(out):
-        files = {"teacher": pair.teacher._asdict(), "student": pair.student._asdict()}
-        for f in files.values():
-            f.pop("model")
-        check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out for another pair or config",
-                  models={k: f["sha256"] for k, f in files.items()})
+    files = {"teacher": pair.teacher._asdict(), "student": pair.student._asdict()}
+    for f in files.values():
+        f.pop("model")
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out for another pair or config",
+                          models={k: f["sha256"] for k, f in files.items()}):
         tasks = [(p, e) for e in cfg.eps for p in range(x.shape[0])]
         todo = [t for t in tasks if not _part(out, *t).exists()]
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from torch import Tensor
 from fkd.config import Dataset, EpsUnits, eps_label, parse, resolve_model
 from fkd.metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
 from fkd.experiments.study import StudyConfig, zoo_students
-from fkd.experiments.runner import task_generator, torch_threads, write_record
+from fkd.experiments.runner import RunDir, invocation, task_generator, torch_threads, write_record
 from fkd.units import pixel_label, radius
 
 #: The paper's main radius per dataset (pixel units): where the chapters compare the students.
@@ -208,19 +208,26 @@ def run(cfg: CalibrationConfig, out: Path | str, n_bins: int = N_BINS) -> Path:
 
     from fkd.provenance import record
 
+    from fkd.zoo import weights_sha256
+
     out = Path(out)
-    if _finished(out, cfg):
-        rows = load(out)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        provenance = record()
-        t0 = time.perf_counter()
-        rows = pd.DataFrame(calibration_rows(cfg), columns=COLUMNS)
-        rows.to_csv(out / "calibration.csv.gz", index=False)
-        write_record(out, {"config": cfg.to_dict(), "seed": cfg.seed,
-                           "wall_time_s": round(time.perf_counter() - t0, 1), **provenance})
-    ece_table(rows, n_bins).to_csv(out / "ece.csv", index=False)
-    reliability_table(rows, n_bins).round(4).to_csv(out / "reliability.csv", index=False)
+    models = {m: weights_sha256(cfg.dataset, m, cfg.units) for m in (cfg.teacher, *cfg.students)}
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out (students, eps, images, attack, "
+                          "seed or units differ)", models):
+        if _finished(out, cfg):
+            rows = load(out)
+        else:
+            provenance = record()
+            t0 = time.perf_counter()
+            base = {"config": cfg.to_dict(), "seed": cfg.seed, **provenance}
+            with invocation(out, base):
+                rows = pd.DataFrame(calibration_rows(cfg), columns=COLUMNS)
+            tmp = out / "calibration.csv.gz.tmp"
+            rows.to_csv(tmp, index=False, compression="gzip")
+            tmp.replace(out / "calibration.csv.gz")
+            write_record(out, {**base, "wall_time_s": round(time.perf_counter() - t0, 1)})
+        ece_table(rows, n_bins).to_csv(out / "ece.csv", index=False)
+        reliability_table(rows, n_bins).round(4).to_csv(out / "reliability.csv", index=False)
     return out
 
 

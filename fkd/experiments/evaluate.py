@@ -19,7 +19,7 @@ from fkd.config import PAPER_EPS, Dataset, EpsUnits, Profile, parse, resolve_mod
 from fkd.losses import PAPER_STUDENTS
 from fkd.metrics import PAPER_ATTACK, AgreementAttack, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
-from fkd.experiments.runner import check_out, invocation, locked, run_tasks, task_generator, write_csv_atomic, write_record
+from fkd.experiments.runner import RunDir, invocation, run_tasks, task_generator, write_csv_atomic, write_record
 from fkd.units import pixel_label, radius
 
 COLUMNS = ("dataset", "teacher", "student", "method", "alpha", "eps", "units", "eps_pixel", "image", "metric",
@@ -213,9 +213,8 @@ def evaluate(cfg: EvalConfig, out: Path | str, *, workers: int = 1, scheduler: s
     out = Path(out)
     root = Path(zoo_root) if zoo_root else None
     models = {m: weights_sha256(cfg.dataset, m, cfg.units, root) for m in (cfg.teacher, *cfg.students)}
-    with locked(out):
-        check_out(out, cfg.fingerprint(), cfg.to_dict(),
-                  "choose another --out (the attack, seed, images, chunk size or units differ)", models)
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(),
+                          "choose another --out (the attack, seed, images, chunk size or units differ)", models):
         provenance = record()  # taken before any task runs: the code version that computes the rows
         todo = [t for t in plan(cfg) if not (out / "parts" / t.part).exists()]
         t0 = time.perf_counter()

@@ -25,7 +25,7 @@ from fkd.bounds.shared import ImageBounds
 from fkd.config import Dataset, EpsUnits, parse, resolve_model
 from fkd.metrics import PAPER_ATTACK, Attack, emplb
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
-from fkd.experiments.runner import check_out, locked, merge_part, run_growing, task_generator
+from fkd.experiments.runner import RunDir, merge_part, run_growing, task_generator
 from fkd.units import pixel_label, radius, resolve_units
 from fkd.experiments.verify import _have, _part
 
@@ -213,9 +213,8 @@ def exact_study(cfg: ExactConfig, out: Path | str, *, workers: int = 1, schedule
     import pandas as pd
 
     out = Path(out)
-    with locked(out):
-        check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (pair, tolerance, budget, bound "
-                                                          "method, attack, seed or units differ)")
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out (pair, tolerance, budget, bound "
+                          "method, attack, seed or units differ)"):
         tasks = [(p, e) for e in cfg.eps for p in range(cfg.n_images)]
         run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers,
                     scheduler=scheduler, progress=progress, desc=f"exact delta* {cfg.pair_name}")

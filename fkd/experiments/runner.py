@@ -175,6 +175,23 @@ def locked(out: Path):
         f.close()
 
 
+class RunDir:
+    """One run directory, the one home of its rules for every study: one writer at a time
+    (``locked``), never rows of another config or of other weights (``check_out``), a record per
+    invocation (``invocation``, ``write_record``)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def hold(self, fingerprint: str, config: dict[str, Any], fix: str, models: dict[str, str] | None = None):
+        """Lock the directory for this invocation and check (then record) its config and model
+        weights; ValueError naming the holder or the difference and ``fix`` otherwise."""
+        with locked(self.path):
+            check_out(self.path, fingerprint, config, fix, models)
+            yield self
+
+
 @contextlib.contextmanager
 def invocation(out: Path, record: dict[str, Any]):
     """Write the run record of an invocation that is interrupted (Ctrl-C, SIGTERM from a scheduler

@@ -24,7 +24,7 @@ from fkd.bounds.shared import ImageBounds, check_tightening
 from fkd.config import Dataset, Domain, EpsUnits, parse, resolve_model
 from fkd.metrics import PAPER_ATTACK, Attack, disagreement_point, emplb
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
-from fkd.experiments.runner import check_out, locked, merge_part, read_part, run_growing, task_generator, write_csv_atomic
+from fkd.experiments.runner import RunDir, check_out, merge_part, read_part, run_growing, task_generator, write_csv_atomic
 from fkd.units import pixel_label, radius
 
 #: The float32 margin of the bounds a run's rows were computed with: ``derived`` (``fkd.bounds.fp``,
@@ -230,9 +230,8 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
                          "carry the derived margin (fkd.bounds.fp). Fix: verify into a new --out")
     out = Path(out)
     models = {m: weights_sha256(cfg.dataset, m, cfg.units) for m in ("rt", *cfg.students)}
-    with locked(out):
-        check_out(out, cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
-                  "limit, tightening, budget, attack, seed, units or domain differ)", models)
+    with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
+                          "limit, tightening, budget, attack, seed, units or domain differ)", models):
         provenance = record()
         tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
         run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers,
