@@ -6,8 +6,8 @@ the same images and seeds in one process:
 
     emplb    fkd.metrics.emplb, strategy ``both`` (the paper's inf-norm objective and the 2K signed
              per-class objectives), PGD-50 x 5, step 2.5 eps / 50: what every published row uses;
-    strong   APGD (Croce and Hein, 2020: step 2 eps halved at checkpoints when progress stalls,
-             restarting from the best point; momentum 0.75) for 200 steps x 20 restarts on the same
+    strong   APGD (``fkd.attacks.apgd``; Croce and Hein, 2020: step 2 eps halved at checkpoints
+             when progress stalls, restarting from the best point; momentum 0.75) for 200 steps x 20 restarts on the same
              objectives (inf-norm and every signed class), the clean point and EMPLB's own point
              among the candidates, so strong >= emplb per image.
 
@@ -28,73 +28,11 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fkd.attacks import ConfidenceGap, Objective, eval_mode  # noqa: E402
+from fkd.attacks import ConfidenceGap, apgd  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
 from fkd.metrics import confidence_gap, emplb  # noqa: E402
 from fkd.units import radius  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
-
-
-def checkpoints(steps: int) -> list[int]:
-    """APGD's checkpoints w_j = ceil(p_j * steps): p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
-    p = [0.0, 0.22]
-    while p[-1] < 1:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({min(steps, int(-(-q * steps // 1))) for q in p[1:]})
-
-
-def apgd(objective: Objective, x0: Tensor, r: float, steps: int, restarts: int,
-         generator: torch.Generator, rho: float = 0.75, momentum: float = 0.75) -> tuple[Tensor, Tensor]:
-    """APGD ascent on ``objective`` over [x0 - r, x0 + r] & [0, 1]; the best point per example.
-
-    Args:
-        objective: maps (R, B, C, H, W) to (R, B) values to maximise.
-        x0: (B, C, H, W) in [0, 1]; r: the pixel radius.
-    Returns:
-        best point (B, C, H, W) and its value (B,) over every iterate and restart.
-    """
-    lo, hi = (x0 - r).clamp(min=0), (x0 + r).clamp(max=1)
-    shape = (restarts, *x0.shape)
-    x = (x0 + (torch.rand(shape, generator=generator) * 2 - 1) * r).clamp(lo, hi)
-    view = (restarts, x0.shape[0]) + (1,) * (x0.dim() - 1)
-    eta = torch.full(view, 2.0 * r)
-    marks = set(checkpoints(steps))
-
-    def value_grad(z):
-        z = z.detach().requires_grad_(True)
-        v = objective(z)
-        (g,) = torch.autograd.grad(v.sum(), z)
-        return v.detach(), g
-
-    with eval_mode(*objective.models), torch.enable_grad():
-        v, g = value_grad(x)
-        best_v, best_x = v.clone(), x.clone()
-        x_prev = x.clone()
-        x = (x + eta * g.sign()).clamp(lo, hi)
-        successes = torch.zeros(v.shape)
-        last_mark, best_at_mark, eta_reduced = 0, best_v.clone(), torch.zeros(v.shape, dtype=torch.bool)
-        for k in range(1, steps + 1):
-            v, g = value_grad(x)
-            improved = v > best_v
-            successes += (v > best_v).float()
-            best_v = torch.where(improved, v, best_v)
-            best_x = torch.where(improved.view(view), x, best_x)
-            if k in marks:
-                stalled = (successes < rho * (k - last_mark)) | (~eta_reduced & (best_v <= best_at_mark))
-                eta = torch.where(stalled.view(view), eta / 2, eta)
-                x = torch.where(stalled.view(view), best_x, x)  # restart from the best point
-                eta_reduced, successes, last_mark, best_at_mark = stalled, torch.zeros(v.shape), k, best_v.clone()
-                if stalled.any():
-                    v, g = value_grad(x)
-            z = (x + eta * g.sign()).clamp(lo, hi)
-            x, x_prev = (x + momentum * (z - x) + (1 - momentum) * (x - x_prev)).clamp(lo, hi), x
-        v = objective(x).detach()
-        improved = v > best_v
-        best_v = torch.where(improved, v, best_v)
-        best_x = torch.where(improved.view(view), x, best_x)
-    i = best_v.argmax(0)
-    b = torch.arange(x0.shape[0])
-    return best_x[i, b], best_v[i, b]
 
 
 def strong_gap(teacher, student, x: Tensor, r: float, steps: int, restarts: int, seed: int,
@@ -111,7 +49,7 @@ def strong_gap(teacher, student, x: Tensor, r: float, steps: int, restarts: int,
         for sign in (1.0, -1.0):
             objectives.append(ConfidenceGap(teacher, student, torch.full((n,), c), sign))
     for obj in objectives:
-        point, _ = apgd(obj, x, r, steps, restarts, g)
+        point, _ = apgd(obj, x, r, steps=steps, restarts=restarts, generator=g)
         best = torch.maximum(best, confidence_gap(teacher, student, point))
     return best
 

@@ -1,4 +1,4 @@
-"""One batched l-inf PGD with random start, restarts and pluggable objectives.
+"""One batched l-inf PGD (and APGD) with random start, restarts and pluggable objectives.
 
 Every objective maps a batch of inputs shaped (R, B, C, H, W) (R restarts of B examples) to one
 value per (restart, example), shaped (R, B), to be maximised. Per-example tensors it closes over
@@ -228,3 +228,72 @@ def pgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, step_size:
     r = best_v.argmax(0)  # (B,)
     b = torch.arange(x0.shape[0], device=x0.device)
     return best_x[r, b], best_v[r, b]
+
+
+def apgd_checkpoints(steps: int) -> set[int]:
+    """APGD's checkpoints ceil(p_j * steps): p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return {min(steps, -int(-q * steps // 1)) for q in p[1:]}
+
+
+def apgd(objective: Objective, x0: Tensor, eps: Radius, *, steps: int, restarts: int = 1,
+         generator: torch.Generator | None = None, clamp: bool = True, rho: float = 0.75,
+         momentum: float = 0.75) -> tuple[Tensor, Tensor]:
+    """APGD (Croce and Hein, 2020) ascent on ``objective`` over B_eps(x0) intersected with [0, 1]:
+    step 2 eps, halved at a checkpoint where fewer than ``rho`` of the steps since the last one
+    improved the best value (or the best has not moved), restarting from the best point; momentum.
+
+    Args:
+        objective: maps (R, B, C, H, W) to values (R, B) to maximise.
+        x0: clean inputs (B, C, H, W) in [0, 1].
+        eps: l-inf radius in pixel units, a float or a (C, 1, 1) tensor per channel.
+        clamp: keep the iterates in [0, 1] (default); False searches the plain ball.
+    Returns:
+        the best point per example over every iterate and restart (B, C, H, W), and its value (B,).
+    """
+    check_radius(eps)
+    if steps < 1 or restarts < 1:
+        raise ValueError(f"need steps >= 1 and restarts >= 1, got {steps} and {restarts}")
+    x0 = x0.detach()
+    r = as_tensor(eps, x0)
+    lo, hi = x0 - r, x0 + r
+    if clamp:
+        lo, hi = lo.clamp(min=0.0), hi.clamp(max=1.0)
+    shape = (restarts, *x0.shape)
+    view = shape[:2] + (1,) * (x0.dim() - 1)
+    noise = torch.rand(shape, generator=generator, device=generator.device if generator else "cpu").to(x0)
+    x = (x0 + (2 * noise - 1) * r).clamp(lo, hi)
+    eta = (2 * r).expand(shape).clone()
+    marks = apgd_checkpoints(steps)
+
+    def value_grad(z: Tensor) -> tuple[Tensor, Tensor]:
+        z = z.detach().requires_grad_(True)
+        v = objective(z)
+        return v.detach(), torch.autograd.grad(v.sum(), z)[0]
+
+    with eval_mode(*objective.models), torch.enable_grad():
+        v, g = value_grad(x)
+        best_v, best_x, x_prev = v.clone(), x.clone(), x.clone()
+        x = (x + eta * g.sign()).clamp(lo, hi)
+        wins, last, at_mark, halved = torch.zeros_like(v), 0, best_v.clone(), torch.zeros_like(v, dtype=torch.bool)
+        for k in range(1, steps + 1):
+            v, g = value_grad(x)
+            better = v > best_v
+            wins += better.to(wins.dtype)
+            best_v, best_x = torch.where(better, v, best_v), torch.where(better.view(view), x, best_x)
+            if k == steps:
+                break
+            if k in marks:
+                halve = (wins < rho * (k - last)) | (~halved & (best_v <= at_mark))
+                eta = torch.where(halve.view(view), eta / 2, eta)
+                x = torch.where(halve.view(view), best_x, x)
+                halved, wins, last, at_mark = halve, torch.zeros_like(v), k, best_v.clone()
+                if halve.any():
+                    v, g = value_grad(x)
+            z = (x + eta * g.sign()).clamp(lo, hi)
+            x, x_prev = (x + momentum * (z - x) + (1 - momentum) * (x - x_prev)).clamp(lo, hi), x
+    i = best_v.argmax(0)
+    b = torch.arange(x0.shape[0], device=x0.device)
+    return best_x[i, b], best_v[i, b]

@@ -146,3 +146,48 @@ def test_the_returned_point_is_the_best_iterate_even_when_it_is_the_start():
     x, v = pgd(Overshoot(), x0, 0.1, steps=1, step_size=0.05, random_start=False)
     assert torch.equal(x, x0)
     assert torch.allclose(v, Overshoot()(x0))
+
+
+def test_apgd_reaches_the_analytic_worst_case_of_a_linear_objective(pinned):
+    from fkd.attacks import apgd
+
+    x0 = torch.rand(4, 1, 5, 5, generator=pinned)
+    w = torch.randn(1, 5, 5, generator=pinned)
+    x, v = apgd(LinearScore(w, nn.Identity()), x0, 0.1, steps=20, restarts=2, generator=pinned)
+    best = torch.where(w > 0, (x0 + 0.1).clamp(max=1), (x0 - 0.1).clamp(min=0))
+    assert torch.allclose(x, best, atol=1e-6)
+    assert torch.allclose(v, (best * w).flatten(1).sum(1), atol=1e-5)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_apgd_stays_in_the_ball_per_channel_and_scores_its_point(pinned, clamp):
+    from fkd.attacks import apgd
+
+    model = make_model("cifar10", "student")
+    x0 = torch.rand(6, 3, 32, 32, generator=pinned)
+    x0[:2] = 1.0
+    r = torch.tensor([0.01, 0.03, 0.02]).view(3, 1, 1)
+    y = torch.randint(0, 10, (6,), generator=pinned)
+    obj = CrossEntropy(model, y)
+    x, v = apgd(obj, x0, r, steps=9, restarts=2, generator=pinned, clamp=clamp)
+    assert ((x - x0).abs() <= r + 1e-6).all()
+    if clamp:
+        assert x.min() >= 0 and x.max() <= 1
+    with torch.no_grad():
+        assert torch.allclose(obj(x[None])[0], v, atol=1e-5)
+
+
+def test_strong_emplb_is_never_below_both_and_never_above_faithub():
+    from fkd.bounds import faithub
+    from fkd.data import eval_subset
+    from fkd.metrics import emplb
+    from fkd.zoo import load_model
+
+    x, _, _ = eval_subset("mnist", 4)
+    t, s = load_model("mnist", "rt", units="pixel"), load_model("mnist", "fd", units="pixel")
+    both = emplb(t, s, x, 0.05, generator=torch.Generator().manual_seed(0))
+    strong = emplb(t, s, x, 0.05, strategy="strong", generator=torch.Generator().manual_seed(0))
+    assert (strong.value >= both.value).all()
+    assert set(strong.by_strategy) == {"max", "classes", "strong"}
+    for i in range(4):
+        assert strong.value[i] <= faithub(t, s, x[i], 0.05, method="crown").value + 1e-6
