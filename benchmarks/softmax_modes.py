@@ -57,7 +57,8 @@ def main() -> None:
     from fkd.bounds.joint_softmax import joint_softmax_faithub
     from fkd.bounds.milp import Relax
     from fkd.bounds.shared import ImageBounds
-    from fkd.bounds.softmax import softmax_faithub, softmax_pair
+    from fkd.bounds.softmax import softmax_faithub
+    from fkd.bounds.softmax_modes import softmax_pair
     from fkd.data import eval_subset
     from fkd.metrics import Attack, emplb
     from fkd.units import radius

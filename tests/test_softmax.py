@@ -13,7 +13,8 @@ from fkd.bounds import as_net
 from fkd.bounds.joint_softmax import joint_block, joint_softmax_faithub
 from fkd.bounds.milp import Relax
 from fkd.bounds.shared import ImageBounds
-from fkd.bounds.softmax import SoftmaxBounds, softmax_faithub, softmax_pair
+from fkd.bounds.softmax import SoftmaxBounds, softmax_faithub
+from fkd.bounds.softmax_modes import softmax_pair
 from fkd.bounds.solvers import open_session
 from fkd.metrics import Attack, confidence_gap, emplb
 from test_bounds import _ball_samples, _grid_delta, _gurobi_usable, _mlp, _toy_pair

@@ -27,12 +27,10 @@ import scipy.sparse as sp
 import torch
 
 from .milp import NeuronSolve, Program
-from .network import check_pair
-from .softmax import (TANGENTS, Block, Extension, SoftmaxBounds, _combine, pieces_above, softmax_pair, stage_cache,
-                      tangent_points)
+from .softmax import TANGENTS, Block, Extension, SoftmaxBounds, pieces_above, tangent_points
 from .solvers import open_session
 
-__all__ = ["JointBlock", "merge_programs", "joint_block", "joint_softmax_faithub", "joint_softmax_mode"]
+__all__ = ["JointBlock", "merge_programs", "joint_block", "joint_softmax_faithub"]
 
 
 def merge_programs(pt: Program, ps: Program, in_dim: int) -> tuple[Program, int]:
@@ -155,20 +153,3 @@ def joint_softmax_faithub(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, t
         terms[side, i] = min(terms[side, i], res.bound)
         records.append(NeuronSolve(-3, int(i), "teacher-student" if side == 0 else "student-teacher", res, kept))
     return float(np.clip(terms.max(), 0.0, 1.0)), records
-
-
-def joint_softmax_mode(ib, teacher, student, pieces: int = 1, tangents: int = TANGENTS, stages=None):
-    """FAITHUB mode ``joint_softmax`` of ``ImageBounds`` ``ib``: the ``softmax`` mode, then the joint
-    program on its largest terms; a ``ModeResult`` never above softmax's or tight's."""
-    check_pair(teacher, student)
-    t0 = time.perf_counter()
-    hit = stage_cache(ib).pop((ib._key(teacher), ib._key(student)), None) \
-        if stages is None and tangents == TANGENTS else None
-    if hit is not None:   # the softmax mode just ran this pair's stage
-        tight, cached, (t, s, value, records, extra) = ib.tight(teacher, student), True, hit
-    else:
-        tight, cached, t, s, value, records = softmax_pair(ib, teacher, student, stages, tangents)
-        extra = 0.0
-    left = None if ib.budget is None else max(ib.budget - (time.perf_counter() - t0), 0.05)
-    joint, recs = joint_softmax_faithub(t, s, pieces, tangents, ib.time_limit, left)
-    return _combine(tight, t0, cached, records + recs, min(value, joint), extra)

@@ -25,8 +25,6 @@ from .modes import BoundMethod, DiffMode, Tightening, default_tightening
 from .network import Net, check_net, check_pair
 from .refine import DiffBounds, faithub_refined
 from .sigma import diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
-from .joint_softmax import joint_softmax_mode
-from .softmax import softmax_mode
 from .solvers import Solver, Status
 
 
@@ -196,9 +194,13 @@ class ImageBounds:
         """FAITHUB with each network's softmax inside its program (``fkd.bounds.softmax``): tight
         mode, then per deciding class one LP for each side of sigma_i (MILP for the lower side too
         with method milp); never looser than tight mode (capped by it)."""
+        from .softmax_modes import softmax_mode  # it builds ModeResults of this module
+
         return softmax_mode(self, teacher, student)
 
     def joint_softmax(self, teacher: Net, student: Net) -> ModeResult:
         """FAITHUB with both networks' softmax in one program at a shared x
         (``fkd.bounds.joint_softmax``), on top of the softmax mode; never looser than it."""
+        from .softmax_modes import joint_softmax_mode
+
         return joint_softmax_mode(self, teacher, student)
