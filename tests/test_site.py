@@ -5,6 +5,7 @@ built; each rule is tested on a synthetic page in test_site_rules.py."""
 import pytest
 
 from fkd.book.site import check_site, screenshot
+from fkd.paths import SITE
 
 pytestmark = pytest.mark.site
 
@@ -26,6 +27,5 @@ def test_every_chapter_renders_its_figures_without_errors(reports):
 
 
 def test_a_page_can_be_photographed(tmp_path):
-    png = screenshot(check_site.__globals__["ROOT"] / "_build" / "html" / "book" / "motivation.html",
-                     tmp_path / "m.png", height=600)
+    png = screenshot(SITE / "book" / "motivation.html", tmp_path / "m.png", height=600)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
