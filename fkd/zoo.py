@@ -75,12 +75,17 @@ def save_model(model: nn.Module, spec: list, meta: dict[str, Any], stem: Path) -
     tmp.replace(with_ext(stem, ".json"))
 
 
+def missing(stem: Path) -> ZooError:
+    """The error for a model that is not at ``stem`` (.json / .safetensors), with the fix."""
+    return ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with "
+                    f"`python -m fkd train ...` or check out the shipped zoo (`python -m fkd zoo` lists it).")
+
+
 def load_from(stem: Path) -> tuple[nn.Sequential, dict[str, Any]]:
     """Load a model and its metadata from ``stem``.safetensors / .json, in eval mode."""
     meta_path, weights = with_ext(stem, ".json"), with_ext(stem, ".safetensors")
     if not meta_path.exists() or not weights.exists():
-        raise ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with "
-                       f"`python -m fkd train ...` or check out the shipped zoo (`python -m fkd zoo` lists it).")
+        raise missing(stem)
     try:
         meta = json.loads(meta_path.read_text())
         model = build(meta["architecture"])
@@ -133,8 +138,7 @@ def model_key(dataset: Dataset, name: str, units: EpsUnits | None = None, root: 
     try:
         st = weights.stat()
     except FileNotFoundError:
-        raise ZooError(f"no model at {stem}(.json/.safetensors). Fix: train it with `python -m fkd train ...` "
-                       f"or check out the shipped zoo (`python -m fkd zoo` lists it).") from None
+        raise missing(stem) from None
     return str(stem), st.st_mtime_ns, st.st_size
 
 
@@ -169,7 +173,7 @@ def weights_sha256(dataset: Dataset | str, name: str, units: EpsUnits | str | No
     stem = model_path(dataset, *resolve_model(dataset, name), root=root, units=units)
     path = with_ext(stem, ".safetensors")
     if not path.exists():
-        raise ZooError(f"no model at {path}. Fix: train it with `python -m fkd train ...` or check out the shipped zoo.")
+        raise missing(stem)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
