@@ -18,7 +18,7 @@ printed as mean FAITHUB, mean FAITHUB / mean EMPLB, the ratio to tight's mean, a
 seconds per (image, student) (each mode's seconds include the tight mode it builds on; the first
 student of an image pays for the teacher). EMPLB: PGD-50 x 5, both objectives (``fkd.metrics``).
 
-    OMP_NUM_THREADS=1 python benchmarks/softmax_modes.py --zoo results/units/zoo-input-norm \\
+    OMP_NUM_THREADS=1 python benchmarks/softmax_modes.py --zoo zoo \\
         --units normalised --eps 0.1 --n-images 5 --students fd sd
     OMP_NUM_THREADS=1 python benchmarks/softmax_modes.py --units pixel --eps 0.1 --n-images 5
 """
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--zoo", default=None, help="a zoo root (sets FKD_ZOO), e.g. results/units/zoo-input-norm")
+    ap.add_argument("--zoo", default=None, help="a zoo root (sets FKD_ZOO), e.g. zoo (the normalised reading behind the normalisation) or results/units/zoo-normalised")
     ap.add_argument("--units", default="normalised", choices=["normalised", "pixel"])
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--n-images", type=int, default=5)

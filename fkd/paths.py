@@ -127,8 +127,32 @@ def published_runs(dataset: str, results: Path | str = RESULTS) -> RunDirs:
 
 
 def units_base(dataset: str, results: Path | str = RESULTS, variant: str = "") -> Path:
-    """The normalised reading's published runs of ``dataset``: ``results/units/<dataset>[/<variant>]``."""
+    """The normalised readings' unpublished runs of ``dataset``: ``results/units/<dataset>[/<variant>]``."""
     return Path(results) / "units" / dataset / variant
+
+
+def reading_runs(dataset: str, reading: str, published: str, results: Path | str = RESULTS) -> RunDirs:
+    """The run directories of ``dataset`` under one reading of eps (``fkd.units.Reading`` values).
+
+    Args:
+        reading: ``pixel``, ``normalised`` or ``input-norm``.
+        published: the dataset's published reading (``fkd.units.PUBLISHED``), whose runs are
+            ``results/<kind>/<dataset>``; the others: pixel ``results/pixel/<kind>/<dataset>`` (the
+            published tree's layout under ``results/pixel``), normalised ``results/units/<dataset>``,
+            input-norm ``results/units/<dataset>/input-norm``.
+    """
+    if reading == published:
+        return published_runs(dataset, results)
+    if reading == "pixel":
+        return published_runs(dataset, Path(results) / "pixel")
+    return kind_dirs(units_base(dataset, results, "input-norm" if reading == "input-norm" else ""))
+
+
+def reading_zoo(reading: str, results: Path | str = RESULTS) -> Path:
+    """The zoo root of one reading (``fkd.units.Reading`` values): input-norm the zoo itself
+    (``zoo_dir``: its normalised models), pixel the same root (``fkd.zoo.units_root`` adds
+    ``pixel/``), normalised on [0, 1] inputs ``results/units/zoo-normalised``."""
+    return Path(results) / "units" / "zoo-normalised" if reading == "normalised" else zoo_dir()
 
 
 def related_base(results: Path | str = RESULTS) -> Path:

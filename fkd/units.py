@@ -14,6 +14,7 @@ any dataset in pixel units), else a float32 tensor shaped (C, 1, 1) that broadca
 """
 from __future__ import annotations
 
+import enum
 import math
 from typing import Union
 
@@ -49,15 +50,37 @@ MEAN: dict[Dataset, tuple[float, ...]] = {
     Dataset.CIFAR10: (0.4914, 0.4822, 0.4465),
 }
 
-#: The reading under which each dataset's published runs in ``results/`` were made: what the book,
-#: the CLI and ``load_model`` use unless told otherwise. A dataset switches to normalised once its
-#: normalised zoo is complete and every one of its published runs is remade under that reading
-#: (until then those runs are in ``results/units``); CIFAR-10's normalised zoo is not trained yet.
-DEFAULT_UNITS: dict[Dataset, EpsUnits] = {
-    Dataset.MNIST: EpsUnits.PIXEL,
-    Dataset.FASHION_MNIST: EpsUnits.PIXEL,
-    Dataset.CIFAR10: EpsUnits.PIXEL,
+class Reading(str, enum.Enum):
+    """How a zoo was trained and its runs made, as read from the paper's radii: eps in pixel units;
+    eps in normalised units on a network that takes [0, 1] images (``normalised``); eps in normalised
+    units on a network trained behind the data loader's normalisation (``input-norm``, the paper's
+    setting as its hyper-parameters reproduce best; the saved model has the normalisation folded in)."""
+    PIXEL = "pixel"
+    NORMALISED = "normalised"
+    INPUT_NORM = "input-norm"
+
+    @property
+    def units(self) -> EpsUnits:
+        """The units of eps under this reading."""
+        return EpsUnits.PIXEL if self is Reading.PIXEL else EpsUnits.NORMALISED
+
+
+#: The reading of each dataset's published runs (``results/<kind>/<dataset>``) and of the zoo the
+#: book, the CLI and ``load_model`` use unless told otherwise. A dataset switches once its zoo of
+#: that reading is complete and every one of its published runs is remade under it; the runs of its
+#: other readings stay beside them (``fkd.paths.reading_runs``).
+PUBLISHED: dict[Dataset, Reading] = {
+    Dataset.MNIST: Reading.INPUT_NORM,
+    Dataset.FASHION_MNIST: Reading.PIXEL,
+    Dataset.CIFAR10: Reading.PIXEL,
 }
+#: The units of eps of each dataset's published reading.
+DEFAULT_UNITS: dict[Dataset, EpsUnits] = {d: r.units for d, r in PUBLISHED.items()}
+
+
+def published_reading(dataset: Dataset | str) -> Reading:
+    """The reading of ``dataset``'s published runs and default zoo (``PUBLISHED``)."""
+    return PUBLISHED[parse(Dataset, dataset)]
 
 
 def default_units(dataset: Dataset | str) -> EpsUnits:

@@ -61,7 +61,7 @@ def test_joint_is_sound_and_tighter_on_zoo_pairs(pinned, student):
     from fkd.data import eval_subset
 
     x, _, _ = eval_subset("mnist", 2)
-    t, s = load_model("mnist", "rt"), load_model("mnist", student)
+    t, s = load_model("mnist", "rt", units="pixel"), load_model("mnist", student, units="pixel")
     gains = []
     for x0 in x:
         low = float(emplb(t, s, x0[None], 0.05, Attack(20, 2), generator=pinned).value[0])

@@ -23,7 +23,7 @@ def _emp(students, images, eps=(0.0, 0.1)):
 
 
 def _cert(students, images, eps=0.1):
-    return pd.DataFrame([{"dataset": "mnist", "teacher": "rt", "student": s, "eps": eps, "image": i, "emplb": 0.1,
+    return pd.DataFrame([{"dataset": "mnist", "teacher": "rt", "student": s, "eps": eps, "image": i, "emplb": 0.01 * len(s),
                           "faithub_paper": 0.6, "faithub_tight": 0.5 + 0.01 * k} for k, s in enumerate(students)
                          for i in images])
 
@@ -62,7 +62,9 @@ def test_overview_reads_certified_agreement_where_published(results):
     _write(results / "beyond" / "agreement-mnist", agr, "verify.csv", 4)
     f = rel.overview(rel.related_runs("mnist", results))
     assert f.loc["FD", "certified agreement"] == 50.0 and pd.isna(f.loc["KDIGA", "certified agreement"])
-    assert f.loc["KDIGA", "EMPLB"] == pytest.approx(0.1 * 10 * 0.1) and f.loc["SD", "clean acc."] == 50.0
+    # EMPLB on the certified run's images (beside FAITHUB), not the empirical run's 0.1 * len * eps
+    assert f.loc["KDIGA", "EMPLB"] == pytest.approx(0.01 * 10) and f.loc["SD", "clean acc."] == 50.0
+    assert (f.EMPLB.dropna() <= f.FAITHUB.dropna()).all()
     lines = rel.statements(f)
     assert any(line.startswith("EMPLB") and "best SD" in line and "KDIGA 3" in line for line in lines)
 

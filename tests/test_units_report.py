@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from fkd.book.tables import paper_table
+from fkd.config import Dataset
 from fkd.book.units_report import cells, shares
 
 COLUMN = {"RT": "rt", "SD": "sd-a0.5", "ARD": "ard-a0.5", "RSLAD": "rslad-a0.5", "FD": "fd-a0.5"}
@@ -55,14 +56,14 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
     from fkd.zoo import paper_clean_accuracy
 
     clean = paper_clean_accuracy()[("mnist", "rt", None)]
-    for variant, shift, acc in (("input-norm", {}, clean), ("population", {(0.05, "correct RT"): 3.0}, clean - 5)):
+    for variant, shift, acc in (("population", {}, clean), ("kuangliu", {(0.05, "correct RT"): 3.0}, clean - 5)):
         run = tmp_path / "units" / "mnist" / f"teacher-{variant}"
         run.mkdir(parents=True)
         rows = _rows_from_paper(shift)
         rows[rows.student == "rt"].to_csv(run / "empirical.csv.gz", index=False)
         (run / "rt.json").write_text(json.dumps({"clean_acc": acc, "epochs_run": 64, "status": "completed"}))
     t = teacher_table("mnist", tmp_path)
-    assert list(t.columns.levels[0]) == ["normalised, network behind the normalisation", "normalised, population std"]
+    assert list(t.columns.levels[0]) == ["normalised, population std", "normalised, kuangliu std"]
     c = cells_within("mnist", 2.0, tmp_path)
     first, second = c.iloc[0], c.iloc[1]
     assert (first["within"], first["cells"]) == (7, 7)  # test-set clean accuracy, eps 0 (the subset) and five eps
@@ -72,16 +73,47 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
         teacher_table("fashion-mnist", tmp_path)
 
 
-def test_the_input_norm_reading_is_counted_beside_the_others(tmp_path):
+def test_each_reading_is_counted_where_its_runs_lie(tmp_path):
+    """MNIST publishes the input-norm reading (results/<kind>/mnist), its pixel runs under
+    results/pixel and its normalised ones under results/units; Fashion-MNIST still publishes pixel."""
     from fkd.book.units_report import run_dirs
+    from fkd.units import PUBLISHED, Reading
 
-    for sub in ("empirical", "input-norm/empirical"):
-        run = tmp_path / "units" / "mnist" / sub
+    assert PUBLISHED[Dataset.MNIST] is Reading.INPUT_NORM and PUBLISHED[Dataset.FASHION_MNIST] is Reading.PIXEL
+    assert run_dirs("mnist", "input-norm", tmp_path) == (tmp_path / "empirical" / "mnist", tmp_path / "certified" / "mnist")
+    assert run_dirs("mnist", "pixel", tmp_path)[0] == tmp_path / "pixel" / "empirical" / "mnist"
+    assert run_dirs("mnist", "normalised", tmp_path, "plain")[1] == tmp_path / "units" / "mnist" / "certified-plain"
+    assert run_dirs("fashion-mnist", "pixel", tmp_path)[0] == tmp_path / "empirical" / "fashion-mnist"
+    assert run_dirs("fashion-mnist", "input-norm", tmp_path)[1] == tmp_path / "units" / "fashion-mnist" / "input-norm" / "certified"
+    for reading, shift in (("normalised", {(0.1, "correct RT"): 2.5}), ("input-norm", {}), ("pixel", {(0.2, "agree FD"): 9.0})):
+        run = run_dirs("mnist", reading, tmp_path)[0]
         run.mkdir(parents=True)
-        shift = {(0.1, "correct RT"): 2.5} if sub == "empirical" else {}
         _rows_from_paper(shift).to_csv(run / "empirical.csv.gz", index=False)
     s = shares("mnist", tmp_path)
     assert s.loc[("input-norm", "table1"), "within"] == 54 and s.loc[("normalised", "table1"), "within"] == 53
-    assert run_dirs("mnist", "input-norm", tmp_path)[1] == tmp_path / "units" / "mnist" / "input-norm" / "certified"
+    assert s.loc[("pixel", "table1"), "within"] == 53
     with pytest.raises(ValueError, match="input-norm"):
         run_dirs("mnist", "metric", tmp_path)
+
+
+def test_the_papers_attack_counts_once_per_agreement_cell():
+    """With agreement by both attacks in the rows, the distance counts each Table 1 cell once (the
+    paper's attack) and the curves plot the paper's attack's agreement."""
+    import matplotlib.pyplot as plt
+
+    from fkd.book.plots import plot_table1
+    from fkd.book.report import distance
+    from fkd.book.tables import table1
+
+    rows = _rows_from_paper()
+    flip = rows[rows.metric == "agree"].assign(value=0.0)  # our search: every image disagrees
+    rows = pd.concat([rows.assign(metric=rows.metric.replace({"agree": "agree_paper"})), flip], ignore_index=True)
+    d = distance(rows, {}).iloc[0]
+    assert d["cells"] == 54 and d["mean |diff|"] < 0.1  # the flip cells (100 points off) are not counted
+    fig = plot_table1(table1(rows, "mnist"), "t")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("the paper's" in t and "attack" in t for t in titles)  # legible() may wrap the title
+    line = max((ln for ax in fig.axes if "agreement" in ax.get_title() for ln in ax.get_lines()),
+               key=lambda ln: min(ln.get_ydata()))
+    assert min(line.get_ydata()) > 50  # the paper's attack's agreement, not the flip search's zeros
+    plt.close(fig)

@@ -182,7 +182,7 @@ def test_a_run_with_the_constant_float_margin_is_restored_but_never_grown(tmp_pa
     run of today's bounds (the derived margin) refuses to mix its rows into them, naming fp_margin."""
     from fkd.experiments.verify import VerifyConfig, restore, verify
 
-    published = Path(__file__).resolve().parent.parent / "results" / "certified" / "mnist"
+    published = Path(__file__).resolve().parent.parent / "results" / "pixel" / "certified" / "mnist"
     meta = json.loads((published / "config.json").read_text())
     assert "fp_margin" not in meta["config"]
     old = VerifyConfig(**{"units": "pixel", "fp_margin": "constant", **meta["config"]})

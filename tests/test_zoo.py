@@ -78,16 +78,21 @@ def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method, 
     assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
 
 
-@pytest.mark.parametrize("stem", sorted((Path(__file__).resolve().parent.parent / "results" / "units" /
-                                         "zoo-input-norm").glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_the_input_norm_zoo_holds_the_papers_settings_and_its_recorded_accuracy(stem):
-    """The zoo retrained behind the normalisation: the paper's settings with input_norm, students
-    distilled from its own teacher byte for byte, the recorded clean accuracy true of the saved model."""
+ZOO_STEMS = sorted(p for d in Dataset for p in (Path(__file__).resolve().parent.parent / "zoo" / d.value).glob("*.json"))
+LOADER_FREE = sorted((Path(__file__).resolve().parent.parent / "results" / "units" / "zoo-normalised").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("stem", ZOO_STEMS + LOADER_FREE, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.stem}")
+def test_the_normalised_zoos_hold_the_papers_settings_and_their_recorded_accuracy(stem):
+    """The normalised reading's zoo (``zoo/<dataset>``: trained behind the normalisation) and the one
+    trained on [0, 1] inputs (``results/units/zoo-normalised``): the paper's settings, students
+    distilled from their own teacher byte for byte, the recorded clean accuracy true of the saved model."""
     model, meta = load_from(strip_ext(stem))
     cfg = meta["config"]
-    assert cfg["input_norm"] is True and cfg["eps_units"] == "normalised" and cfg["profile"] == "full"
+    behind = stem in ZOO_STEMS
+    assert cfg.get("input_norm", False) is behind and cfg["eps_units"] == "normalised" and cfg["profile"] == "full"
     assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg.get("alpha"),
-                                                      seed=meta["seed"], eps_units="normalised")
+                                                      seed=meta["seed"], eps_units="normalised", input_norm=behind)
     if get_method(cfg["method"]).uses_teacher:  # TFKD distils no teacher
         teacher = stem.parent / "rt.safetensors"
         assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()

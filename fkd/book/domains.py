@@ -1,5 +1,7 @@
 """The verifier's domain under the normalised reading: FAITHUB over the ball intersected with [0, 1]
-beside FAITHUB over the plain ball, each beside the paper's."""
+beside FAITHUB over the plain ball, each beside the paper's. A dataset's runs are those of its
+published reading where that is normalised, else of the first normalised reading with both runs
+(input-norm, then normalised on [0, 1] inputs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +9,18 @@ from typing import Any
 
 from fkd.book.units_report import TOLERANCE
 from fkd.config import Dataset, eps_label, parse
-from fkd.paths import RESULTS, kind_dirs, units_base
+from fkd.paths import RESULTS, reading_runs
+from fkd.units import Reading, published_reading
+
+
+def domain_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> Reading | None:
+    """The normalised reading whose clamped and plain-ball runs ``domain_table`` compares (None: none has both)."""
+    d = parse(Dataset, dataset)
+    for reading in dict.fromkeys([published_reading(d), Reading.INPUT_NORM, Reading.NORMALISED]):
+        dirs = reading_runs(d.value, reading.value, published_reading(d).value, results)
+        if reading is not Reading.PIXEL and all((r / "verify.csv.gz").exists() for r in (dirs.certified, dirs.certified_plain)):
+            return reading
+    return None
 
 
 def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: str = "paper"):
@@ -23,16 +36,13 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
     from fkd.book.tables import PAPER_DATASET, _paper_column, paper_table
 
     d = parse(Dataset, dataset)
-    base = units_base(d.value, results)
-    runs = {}
-    dirs = kind_dirs(base)
-    for domain, run in (("clamped", dirs.certified), ("plain", dirs.certified_plain)):
-        path = run / "verify.csv.gz"
-        if path.exists():
-            runs[domain] = pd.read_csv(path)
-    if len(runs) < 2:
-        raise FileNotFoundError(f"the plain-ball run of {d.value} is not published ({base}/certified-plain). "
-                                f"Fix: see results/units/README.md")
+    reading = domain_reading(d, results)
+    if reading is None:
+        raise FileNotFoundError(f"no normalised reading of {d.value} has both a clamped and a plain-ball run "
+                                f"published. Fix: see results/units/README.md")
+    dirs = reading_runs(d.value, reading.value, published_reading(d).value, results)
+    runs = {domain: pd.read_csv(run / "verify.csv.gz") for domain, run in
+            (("clamped", dirs.certified), ("plain", dirs.certified_plain))}
     keys = ["student", "eps", "image"]
     common = runs["clamped"][keys].merge(runs["plain"][keys])
     ref = paper_table("table2_faithfulness")
@@ -57,7 +67,7 @@ def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[st
     """``domain_table`` of every dataset whose plain-ball run is published: {dataset: table}."""
     out = {}
     for d in Dataset:
-        if (kind_dirs(units_base(d.value, results)).certified_plain / "verify.csv.gz").exists():
+        if domain_reading(d, results) is not None:
             out[d.value] = domain_table(d, results, mode)
     return out
 
@@ -71,6 +81,7 @@ def domain_findings(results: Path | str = RESULTS) -> str:
         paper = t[("FAITHUB", "paper")]
         n = int(paper.notna().sum())
         hits = {dom: int(((t[("FAITHUB", dom)] - paper).abs() <= tol).sum()) for dom in ("clamped", "plain")}
-        parts.append(f"On {d}, FAITHUB over the plain ball is within {tol:g} of the paper's in {hits['plain']} of "
+        reading = domain_reading(d, results).value
+        parts.append(f"On {d} ({reading} reading), FAITHUB over the plain ball is within {tol:g} of the paper's in {hits['plain']} of "
                      f"{n} cells, over the ball intersected with [0, 1] in {hits['clamped']} of {n}.")
     return " ".join(parts) or "No plain-ball run is published yet."

@@ -2,11 +2,12 @@
 
 A teacher is the cleanest test of how the paper trained: its clean accuracy and robust accuracy
 over the eps grid are in Table 1. Published teachers:
-- the pixel reading's zoo teacher (``zoo/pixel``; evaluated in ``results/empirical/<dataset>``);
-- the normalised reading's zoo teacher (``zoo/<dataset>``; ``results/units/<dataset>/empirical``);
+- the zoo teacher of each reading (``fkd.units.Reading``: pixel, normalised on [0, 1] inputs,
+  input-norm), evaluated in that reading's empirical run (``fkd.paths.reading_runs``), its
+  metadata in that reading's zoo (``fkd.paths.reading_zoo``);
 - variants in ``results/units/<dataset>/teacher-<variant>/`` (the evaluation and the teacher
-  itself, ``rt.json`` with its training config): ``input-norm`` (trained behind the data loader's
-  normalisation), and CIFAR-10's std conventions ``population`` and ``kuangliu``.
+  itself, ``rt.json`` with its training config): CIFAR-10's std conventions ``population`` and
+  ``kuangliu``, trained on [0, 1] inputs.
 Nothing here holds a number: every value is read from the rows and the teachers' metadata.
 """
 from __future__ import annotations
@@ -15,13 +16,13 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fkd.config import Dataset, EpsUnits, parse
+from fkd.config import Dataset, parse
 
-from fkd.paths import RESULTS, kind_dirs, published_runs, units_base
+from fkd.paths import RESULTS, reading_runs, reading_zoo, units_base
+from fkd.units import Reading, published_reading
 
 #: what each published variant changes against the normalised reading's zoo teacher
 VARIANTS = {
-    "input-norm": "normalised, network behind the normalisation",
     "population": "normalised, population std",
     "kuangliu": "normalised, kuangliu std",
 }
@@ -40,13 +41,14 @@ def teacher_runs(dataset: Dataset | str, results: Path | str = RESULTS) -> list[
 
     d, results = parse(Dataset, dataset), Path(results)
     runs = []
-    for units, run in ((EpsUnits.PIXEL, published_runs(d.value, results).empirical),
-                       (EpsUnits.NORMALISED, kind_dirs(units_base(d.value, results)).empirical)):
+    for reading in Reading:
+        run = reading_runs(d.value, reading.value, published_reading(d).value, results).empirical
         if _evaluated(run):
             try:
-                runs.append(TeacherRun(units.value, run, load_meta(d, "rt", units=units)))
+                meta = load_meta(d, "rt", root=reading_zoo(reading.value, results), units=reading.units)
             except LookupError:  # the zoo of that reading has no teacher of this dataset yet
                 continue
+            runs.append(TeacherRun(reading.value, run, meta))
     for variant, label in VARIANTS.items():
         run = units_base(d.value, results, f"teacher-{variant}")
         if _evaluated(run) and (run / "rt.json").exists():

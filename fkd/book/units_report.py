@@ -1,9 +1,9 @@
 """The units question for the book: the same paper read with eps in pixel and in normalised units.
 
-Both readings' published runs side by side, each beside the paper's numbers: the pixel reading's
-in ``results/empirical/<dataset>`` and ``results/certified/<dataset>`` (the earlier zoo,
-``zoo/pixel``), the normalised reading's in ``results/units/<dataset>/{empirical,certified}`` (the
-retrained zoo, ``zoo/<dataset>``). A paper cell counts as reproduced when ours is within
+Every reading's runs side by side (``fkd.units.Reading``: pixel, the earlier zoo ``zoo/pixel``;
+normalised on [0, 1] inputs, ``results/units/zoo-normalised``; input-norm, trained behind the
+normalisation, ``zoo/<dataset>``), each beside the paper's numbers; the dataset's published reading
+in ``results/<kind>/<dataset>``, the others where ``fkd.paths.reading_runs`` puts them. A paper cell counts as reproduced when ours is within
 ``TOLERANCE`` of it: 2 points of accuracy (Table 1), 0.05 of a bound's mean (Table 2). Nothing here
 holds a number of its own: every value is read from the rows and the zoo's metadata.
 """
@@ -14,18 +14,17 @@ from typing import Any, NamedTuple
 
 from fkd.config import Dataset, Domain, EpsUnits, eps_label, parse
 
-from fkd.paths import RESULTS, kind_dirs, published_runs, units_base
+from fkd.paths import RESULTS
+from fkd.paths import reading_runs as reading_dirs
+from fkd.units import Reading, published_reading
 
 #: How close a cell must be to the paper's to count as reproduced: Table 1 in accuracy points,
 #: Table 2 in the mean of a bound over the images.
 TOLERANCE = {"table1": 2.0, "table2": 0.05}
 
 
-#: The published readings of eps: label -> the units of eps. ``input-norm`` is the normalised
-#: reading with the network trained behind the loader's normalisation (``TrainConfig.input_norm``);
-#: ``normalised`` alone is the zoo first trained under that reading, on [0, 1] inputs.
-READINGS: dict[str, EpsUnits] = {"pixel": EpsUnits.PIXEL, "normalised": EpsUnits.NORMALISED,
-                                 "input-norm": EpsUnits.NORMALISED}
+#: The readings of eps with published runs: label -> the units of eps (``fkd.units.Reading``).
+READINGS: dict[str, EpsUnits] = {r.value: r.units for r in Reading}
 COLOURS = {"pixel": "tab:orange", "normalised": "tab:blue", "input-norm": "tab:green"}
 
 
@@ -41,11 +40,10 @@ def run_dirs(dataset: Dataset | str, units: EpsUnits | str, results: Path | str 
     """(empirical, certified) run directories of one reading's published runs (``units``: a key of
     ``READINGS`` or an ``EpsUnits``); ``domain`` plain: the certified run over the plain ball."""
     d, results = parse(Dataset, dataset), Path(results)
-    label = units.value if isinstance(units, EpsUnits) else str(units)
+    label = getattr(units, "value", units)
     if label not in READINGS:
         raise ValueError(f"unknown reading {label!r}; choose one of: {', '.join(READINGS)}")
-    dirs = published_runs(d.value, results) if label == "pixel" else \
-        kind_dirs(units_base(d.value, results, "input-norm" if label == "input-norm" else ""))
+    dirs = reading_dirs(d.value, label, published_reading(d).value, results)
     return dirs.empirical, dirs.certified if parse(Domain, domain) is Domain.CLAMPED else dirs.certified_plain
 
 
@@ -60,7 +58,7 @@ def reading_runs(dataset: Dataset | str, units: EpsUnits | str, results: Path | 
     emp = load_results(emp_dir) if any((emp_dir / n).exists() for n in ("empirical.csv", "empirical.csv.gz")) else None
     cert_file = next((cert_dir / n for n in ("verify.csv.gz", "verify.csv") if (cert_dir / n).exists()), None)
     cert = pd.read_csv(cert_file) if cert_file else None
-    return ReadingRuns(READINGS[units.value if isinstance(units, EpsUnits) else units], emp, cert)
+    return ReadingRuns(READINGS[getattr(units, "value", units)], emp, cert)
 
 
 def _table1_cells(rows, dataset: Dataset, methods: str = "ours"):
@@ -207,17 +205,17 @@ def _emplb_cells(rows, dataset: Dataset, column: str):
                          "n": t.n})
 
 
-def chosen_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> EpsUnits | None:
-    """The reading whose teacher is closer to the paper's (mean |diff| over the RT row and clean
+def chosen_reading(dataset: Dataset | str, results: Path | str = RESULTS) -> Reading | None:
+    """The reading whose zoo teacher is closer to the paper's (mean |diff| over the RT row and clean
     accuracy), or None while only one reading has been evaluated."""
     from fkd.book.teacher_runs import teacher_table
 
     t = teacher_table(dataset, results)
-    readings = [u.value for u in EpsUnits if u.value in t.columns.levels[0]]  # the zoo teachers
+    readings = [r.value for r in Reading if r.value in t.columns.levels[0]]  # the zoo teachers
     if len(readings) < 2:
         return None
-    dist = {u: float(t[u]["diff"].abs().mean()) for u in readings}
-    return parse(EpsUnits, min(dist, key=dist.get))
+    dist = {r: float(t[r]["diff"].abs().mean()) for r in readings}
+    return Reading(min(dist, key=dist.get))
 
 
 def plot_readings(dataset: Dataset | str, student: str = "fd", results: Path | str = RESULTS):
@@ -260,7 +258,7 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     """One paragraph computed from the rows: each reading's share of reproduced cells and the
     teacher's distance to the paper, and which reading the evidence supports."""
     d = parse(Dataset, dataset)
-    from fkd.book.teacher_runs import VARIANTS, teacher_table
+    from fkd.book.teacher_runs import teacher_table
 
     sh = shares(d, results)
     t = teacher_table(d, results)
@@ -268,9 +266,8 @@ def findings(dataset: Dataset | str, results: Path | str = RESULTS) -> str:
     for units in [u for u in READINGS if u in set(sh.index.get_level_values(0))]:
         bits = [f"{int(r.within)} of {int(r.cells)} {tab.replace('table', 'Table ')} cells ({r.share:g} %)"
                 for (u, tab), r in sh.iterrows() if u == units]
-        label = VARIANTS.get(units, units)  # the reading's teacher among the published ones
         reading = "in normalised units behind the normalisation" if units == "input-norm" else f"in {units} units"
-        dist = f"{float(t[label]['diff'].abs().mean()):.1f}" if label in t.columns.levels[0] else "an unknown number of"
+        dist = f"{float(t[units]['diff'].abs().mean()):.1f}" if units in t.columns.levels[0] else "an unknown number of"
         parts.append(f"read {reading}, {' and '.join(bits)} are within tolerance and the teacher is "
                      f"{dist} points from the paper on average")
     choice = chosen_reading(d, results)
