@@ -78,6 +78,16 @@ def test_shipped_model_loads_and_its_recorded_accuracy_is_true(dataset, method, 
     assert clean_accuracy(model, x, y) == pytest.approx(meta["clean_acc"], abs=0.05)
 
 
+def _default_std(cfg: dict):
+    """The std a zoo model's config records: none, or spelled out, but then the dataset's own
+    (``fkd.units.STD``: CIFAR-10's population std), never another convention passed off as the paper's."""
+    from fkd.units import STD
+
+    if cfg.get("std") is not None:
+        assert tuple(cfg["std"]) == STD[Dataset(cfg["dataset"])]
+    return cfg.get("std")
+
+
 ZOO_STEMS = sorted(p for d in Dataset for p in (Path(__file__).resolve().parent.parent / "zoo" / d.value).glob("*.json"))
 LOADER_FREE = sorted((Path(__file__).resolve().parent.parent / "results" / "units" / "zoo-normalised").glob("*/*.json"))
 
@@ -92,7 +102,8 @@ def test_the_normalised_zoos_hold_the_papers_settings_and_their_recorded_accurac
     behind = stem in ZOO_STEMS
     assert cfg.get("input_norm", False) is behind and cfg["eps_units"] == "normalised" and cfg["profile"] == "full"
     assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg.get("alpha"),
-                                                      seed=meta["seed"], eps_units="normalised", input_norm=behind)
+                                                      seed=meta["seed"], eps_units="normalised", input_norm=behind,
+                                                      std=_default_std(cfg))
     if get_method(cfg["method"]).uses_teacher:  # TFKD distils no teacher
         teacher = stem.parent / "rt.safetensors"
         assert meta["teacher"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
@@ -122,7 +133,8 @@ def test_every_zoo_model_states_honestly_how_its_run_ended():
         if cfg["profile"] == "full":  # never a shortened run passed off as the paper's settings
             assert TrainConfig.from_dict(cfg) == train_config(cfg["dataset"], cfg["method"], alpha=cfg["alpha"],
                                                               seed=cfg["seed"], eps_units=cfg["eps_units"],
-                                                              input_norm=cfg.get("input_norm", False))
+                                                              input_norm=cfg.get("input_norm", False),
+                                                              std=_default_std(cfg))
         assert planned == cfg["epochs"]
         assert len(meta["history"]) == run and 1 <= meta["best_epoch"] <= run
         assert meta["clean_acc"] == max(h["test_acc"] for h in meta["history"][cfg["eps_warmup_epochs"]:] or
