@@ -155,6 +155,12 @@ def reading_zoo(reading: str, results: Path | str = RESULTS) -> Path:
     return Path(results) / "units" / "zoo-normalised" if reading == "normalised" else zoo_dir()
 
 
+def modes_run(dataset: str, results: Path | str = RESULTS) -> Path:
+    """The published run of ``dataset`` in every FAITHUB mode (paper, tight and the modes beyond the
+    paper), on its first images: ``results/certified/<dataset>-modes``."""
+    return Path(results) / "certified" / f"{dataset}-modes"
+
+
 def related_base(results: Path | str = RESULTS) -> Path:
     """The related methods' published runs and tables: ``results/related``."""
     return Path(results) / "related"
