@@ -155,7 +155,9 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
     if len(cfg.students) == 2:
         print(f"share of images where {cfg.students[0]} vs {cfg.students[1]} (lower EMPLB) orders differently "
               f"than at {max(cfg.steps)} steps:")
-        print(ordering_flips(df, *cfg.students).to_string(index=False))
+        flips = ordering_flips(df, *cfg.students)
+        flips.to_csv(out / "flips.csv", index=False)
+        print(flips.to_string(index=False))
     if args.table3:
         print(table3(df).to_string())
     else:
