@@ -248,3 +248,13 @@ def test_method_is_the_bound_method_outside_train(command, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--method", "fastest"])
     assert "unknown bound method 'fastest'" in capsys.readouterr().err
+
+
+def test_an_attack_study_of_two_students_writes_how_often_they_swap(tmp_path):
+    """attack-study on two students keeps the ordering flips beside its rows (flips.csv)."""
+    out = tmp_path / "study"
+    r = run("attack-study", "--dataset", "mnist", "--eps", "0.1", "--students", "sd,fd", "--steps", "1,3",
+            "--restarts", "1", "--n-images", "2", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    flips = list(csv.DictReader((out / "flips.csv").open()))
+    assert {row["steps"] for row in flips} == {"1", "3"} and all(0 <= float(row["flipped"]) <= 1 for row in flips)
