@@ -26,6 +26,11 @@ Configurations (teacher rt against each student):
     milp-*         the same three with method milp and a per-(image, student) ``--budget``: tight mode
                    refines the deciding pairs by LP then MILP (``milp-ours``, ``milp-softmax``,
                    ``milp-joint-softmax``); seconds include everything each builds on
+With ``--tightening obbt`` the milp-* configurations tighten the intermediate bounds of each network
+by LP and then MILPs of ``--obbt-limit`` seconds per still-unstable neuron within ``--obbt-budget``
+seconds per network (``fkd.bounds.obbt``), apart from ``--budget``.
+Seconds: wall-clock (``median s``, ``mean s``) and this process's CPU seconds (``median CPU s``,
+``time.process_time``, solvers included: they run in-process on one thread), per (image, student).
 Every logit bound is widened by the derived float32 margin (``fkd.bounds.fp.logit_margin``), as
 ``verify`` does.
 
@@ -39,6 +44,8 @@ EMPLB: ``fkd.metrics.emplb(strategy="both")`` with PGD-50 x 5 (the paper's attac
 
     python benchmarks/verify.py [--n-images 20] [--eps 0.025 0.05 0.1] [--students sd ard rslad fd]
         [--configs ...] [--n-solver-images 3] [--time-limit 1] [--budget 2] [--zoo DIR] [--goals]
+        [--tightening obbt --obbt-limit 0.2 --obbt-budget 1.5]
+    (with --goals, --configs given explicitly replaces the goals' configurations)
 """
 from __future__ import annotations
 
@@ -114,13 +121,17 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per MILP solve")
     ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: seconds of solving per (image, student)")
     ap.add_argument("--solver", default="auto")
+    ap.add_argument("--tightening", default=None, help="milp-*: none, lp, milp or obbt (default lp)")
+    ap.add_argument("--obbt-limit", type=float, default=0.2, help="milp-* with obbt: seconds per tightening MILP")
+    ap.add_argument("--obbt-budget", type=float, default=None, help="milp-* with obbt: seconds of tightening per network")
     ap.add_argument("--zoo", default=None, help="a zoo root laid out like zoo/ (default: the shipped zoo)")
     ap.add_argument("--goals", action="store_true", help="FD at eps 0.1 only, the configurations of the goals, "
                     "and the verdict against this reading's goal")
     args = ap.parse_args()
     if args.goals:
         args.students, args.eps = ["fd"], [0.1]
-        args.configs = ["ours", "softmax", "joint-softmax", "milp-ours", "milp-softmax", "milp-joint-softmax"]
+        if "--configs" not in sys.argv:
+            args.configs = ["ours", "softmax", "joint-softmax", "milp-ours", "milp-softmax", "milp-joint-softmax"]
         args.n_solver_images = args.n_images
     root = Path(args.zoo).resolve() if args.zoo else None
     torch.set_num_threads(1)
@@ -131,9 +142,9 @@ def main() -> None:
     nets = {s: as_net(m, x.shape[1:]) for s, m in students.items()}
     print(f"images: first {args.n_images} of the fixed subset ({args.n_solver_images} for {SOLVER}); "
           f"solver {args.solver}, 1 thread, MILP time limit {args.time_limit}s per solve, ref-milp budget {args.budget}s\n")
-    print("| eps | student | config | images | median s / (image, student) | mean FAITHUB | mean EMPLB (same images) "
-          "| FAITHUB / EMPLB | solves / image | time-limited solves |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| eps | student | config | images | median s / (image, student) | median CPU s | mean s | mean FAITHUB "
+          "| mean EMPLB (same images) | FAITHUB / EMPLB | solves / image | time-limited solves |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     summary: dict = {}  # (eps, student, cfg) -> (FAITHUB / EMPLB, median s)
     for eps in args.eps:
         rad = radius(eps, args.eps_units, "mnist")  # the pixel radius of eps in its units
@@ -142,12 +153,14 @@ def main() -> None:
         rows: dict = {}   # (student, cfg) -> list of (value, seconds, solves, time_limited)
         teacher_db: dict = {}
         shared: dict = {}
+        cpu_s: dict = {}  # (student, cfg) -> CPU seconds of this process per (image, student), solvers included
         for i in range(args.n_images):
             for s, ns in nets.items():
                 for cfg in args.configs:
                     if cfg in SOLVER and (i >= args.n_solver_images or
                                           (args.solver_students and s not in args.solver_students)):
                         continue
+                    c0 = time.process_time()
                     if cfg == "naive":
                         out = run_naive(nt, ns, x[i], rad, args.solver, args.time_limit)
                     elif cfg in SHARED:
@@ -157,16 +170,22 @@ def main() -> None:
                         # budget per student
                         key = (i, cfg, s) if method == "milp" else (i, cfg)
                         if shared.get(key) is None:
-                            shared[key] = ImageBounds(x[i], rad, method, args.solver, args.time_limit if method == "milp"
-                                                      else 60.0, budget=args.budget if method == "milp" else None)
+                            milp = method == "milp"
+                            shared[key] = ImageBounds(x[i], rad, method, args.solver, args.time_limit if milp else 60.0,
+                                                      args.tightening if milp else None,
+                                                      budget=args.budget if milp else None,
+                                                      obbt_limit=args.obbt_limit, obbt_budget=args.obbt_budget)
                         j = shared[key].faithub(SHARED[cfg], nt, ns)
                         out = (j.value, j.seconds, j.solves, int(j.status == "time_limit"))
                     elif cfg == "ours":
                         if shared.get(i) is None:
                             shared[i] = ImageBounds(x[i], rad, "lp", args.solver, 60.0)
-                        paper, tight = shared[i].paper(nt, ns), shared[i].tight(nt, ns)
+                        paper = shared[i].paper(nt, ns)
+                        c_paper = time.process_time() - c0
+                        tight = shared[i].tight(nt, ns)
                         rows.setdefault((s, "ours-paper"), []).append(
                             (paper.value, paper.seconds, paper.solves, int(paper.status == "time_limit")))
+                        cpu_s.setdefault((s, "ours-paper"), []).append(c_paper)
                         out = (tight.value, paper.seconds + tight.seconds, paper.solves + tight.solves,
                                int(tight.status == "time_limit"))
                     elif cfg in PLAIN:
@@ -182,6 +201,7 @@ def main() -> None:
                         budget = None if cfg.startswith("ref-lp") else max(args.budget - (time.perf_counter() - t0), 0.0)
                         v, _, _, st = faithub_refined(teacher_db[key], sdb, stages, args.time_limit, budget)
                         out = (v, time.perf_counter() - t0, st.solves, st.time_limited)
+                    cpu_s.setdefault((s, cfg), []).append(time.process_time() - c0)
                     rows.setdefault((s, cfg), []).append(out)
         for s in nets:
             for cfg in [c for c in CHEAP + SOLVER + ["ours-paper"] if c in args.configs or
@@ -193,10 +213,11 @@ def main() -> None:
                 fub = sum(v for v, *_ in r) / n
                 e = float(emp[s][:n].mean())
                 med = statistics.median(t for _, t, *_ in r)
-                summary[eps, s, cfg] = (fub / e, med)
-                print(f"| {eps} | {s} | {cfg} | {n} | {med:.3f} | {fub:.4f} | "
-                      f"{e:.4f} | {fub / e:.2f} | {sum(c for *_, c, _ in r) / n:.1f} | {sum(tl for *_, tl in r)} |",
-                      flush=True)
+                cpu = statistics.median(cpu_s[s, cfg])
+                summary[eps, s, cfg] = (fub / e, med, cpu)
+                print(f"| {eps} | {s} | {cfg} | {n} | {med:.3f} | {cpu:.3f} | {statistics.mean(t for _, t, *_ in r):.2f} | "
+                      f"{fub:.4f} | {e:.4f} | {fub / e:.2f} | {sum(c for *_, c, _ in r) / n:.1f} | "
+                      f"{sum(tl for *_, tl in r)} |", flush=True)
     if args.goals:
         report_goals(summary, args.eps_units)
 
@@ -207,13 +228,13 @@ def report_goals(summary: dict, units: str) -> None:
     ratio_goal, seconds_goal = GOALS[units]
     base = summary.get((0.1, "fd", "ours-paper"))
     print(f"\ngoal ({units} reading, FD, eps 0.1): FAITHUB / EMPLB <= {ratio_goal} at a median <= {seconds_goal} s")
-    print("| config | FAITHUB / EMPLB | / goal | / ours-paper | median s | / goal | meets |")
-    print("|---|---|---|---|---|---|---|")
-    for (_, _, cfg), (ratio, med) in summary.items():
+    print("| config | FAITHUB / EMPLB | / goal | / ours-paper | median s | median CPU s | / goal | meets |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (_, _, cfg), (ratio, med, cpu) in summary.items():
         meets = ratio <= ratio_goal and med <= seconds_goal
         rel = f"{ratio / base[0]:.3f}" if base else "-"
-        print(f"| {cfg} | {ratio:.2f} | {ratio / ratio_goal:.2f} | {rel} | {med:.2f} | {med / seconds_goal:.2f} | "
-              f"{'yes' if meets else 'no'} |", flush=True)
+        print(f"| {cfg} | {ratio:.2f} | {ratio / ratio_goal:.2f} | {rel} | {med:.2f} | {cpu:.2f} | "
+              f"{med / seconds_goal:.2f} | {'yes' if meets else 'no'} |", flush=True)
 
 
 if __name__ == "__main__":

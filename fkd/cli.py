@@ -211,8 +211,8 @@ def _verify(sub) -> None:
                         "alone (for EMPLB and FAITHUB both)")
     v.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     v.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve (its proven bound is kept)")
-    v.add_argument("--tightening", default=None, help="none, lp or milp per-layer tightening (default: lp "
-                   "for --method lp/milp)")
+    v.add_argument("--tightening", default=None, help="none, lp, milp or obbt (lp, then 0.2 s MILPs per "
+                   "unstable neuron) per-layer tightening (default: lp for --method lp/milp)")
     v.add_argument("--budget", type=float, default=None, help="seconds of tight-mode refinement per (image, student)")
     v.add_argument("--shard", default="1/1", help="k/n: this machine's share of the images")
     v.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="join these shard directories into --out")

@@ -12,9 +12,10 @@ from ..config import parse
 from .crown import crown_bounds, crown_linear
 from .fp import logit_margin, pair_margin
 from .interval import Box, input_box, intersect, interval_bounds, propagate
-from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
+from .milp import NeuronSolve, Relax, build_program, solve_linear
 from .modes import PAIR_MODES, BoundMethod, DiffMode, Tightening, default_tightening
 from .network import DTYPE, Affine, Net, check_one_image, lower
+from .obbt import OBBT_LIMIT, run_tightening
 from .refine import DiffBounds, _pairs
 from .sigma import diff_bounds_from_logits
 from .solvers import Solver, Status
@@ -50,7 +51,8 @@ def as_net(model: nn.Module | Net, input_shape) -> Net:
 
 def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: BoundMethod | str = BoundMethod.CROWN,
                   solver: Solver | str = Solver.AUTO, time_limit: float = 60.0,
-                  tightening: Tightening | str | None = None, clamp: bool = True) -> BoundReport:
+                  tightening: Tightening | str | None = None, clamp: bool = True,
+                  obbt_limit: float = OBBT_LIMIT, obbt_budget: float | None = None) -> BoundReport:
     """Bounds on every logit of ``model`` over B_eps(x0) for ONE image.
 
     Args:
@@ -59,8 +61,9 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: BoundM
         method: interval | crown | lp | milp.
         solver: auto | gurobi | highs (lp, milp and tightening only).
         time_limit: seconds per solver call.
-        tightening: none | lp | milp: progressive per-layer tightening before the final stage
-            (default lp for the lp and milp methods, none otherwise).
+        tightening: none | lp | milp | obbt: progressive per-layer tightening before the final
+            stage (default lp for the lp and milp methods, none otherwise); obbt: ``fkd.bounds.obbt``
+            with ``obbt_limit`` seconds per MILP and ``obbt_budget`` seconds in all.
         clamp: the ball intersected with [0, 1] (default), else the plain ball (``input_box``).
     Returns:
         BoundReport with lower, upper (K,).
@@ -74,7 +77,7 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: BoundM
     per_op = interval_bounds(net, box) if method is BoundMethod.INTERVAL else crown_bounds(net, box)
     records: list[NeuronSolve] = []
     if tightening is not Tightening.NONE:
-        per_op, records = tighten(net, box, per_op, relax=Relax(tightening.value), solver=solver, time_limit=time_limit)
+        per_op, records = run_tightening(tightening, net, box, per_op, solver, time_limit, obbt_limit, obbt_budget)
     out = Box(per_op[-1].lower[0], per_op[-1].upper[0])
     if method in (BoundMethod.LP, BoundMethod.MILP):
         program = build_program(net, box, per_op)

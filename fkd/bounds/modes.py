@@ -29,6 +29,7 @@ class Tightening(str, enum.Enum):
     NONE = "none"
     LP = "lp"
     MILP = "milp"
+    OBBT = "obbt"  # LP, then a short MILP per still-unstable neuron on a budget (fkd.bounds.obbt)
 
 
 def default_tightening(method: BoundMethod) -> Tightening:

@@ -29,7 +29,8 @@ from torch import Tensor
 
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
-from .milp import NeuronSolve, Program, Relax, build_program, tighten
+from .milp import NeuronSolve, Program, Relax, build_program
+from .obbt import OBBT_LIMIT, run_tightening
 from .fp import logit_margin, pair_margin
 from .network import DTYPE, Net
 from .sigma import faithub_from_sigma, softmax_bounds
@@ -71,20 +72,21 @@ class DiffBounds:
 
     @classmethod
     def start(cls, net: Net, x0: Tensor, eps: float, solver: Solver | str = Solver.AUTO,
-              tightening: Relax | str | None = None, time_limit: float = 10.0, clamp: bool = True) -> "DiffBounds":
+              tightening: Relax | str | None = None, time_limit: float = 10.0, clamp: bool = True,
+              obbt_limit: float = OBBT_LIMIT, obbt_budget: float | None = None) -> "DiffBounds":
         """CROWN tight-mode bounds (intersected with the CROWN logit intervals, eq. 9) for one image.
 
         Args:
             x0: one image (C, H, W) in [0, 1].
             tightening: None, or lp / milp progressive per-layer tightening of the intermediate
-                bounds before anything else (``milp.tighten``).
+                bounds before anything else (``milp.tighten``), or obbt (``obbt.obbt``: LP, then
+                MILPs of ``obbt_limit`` seconds each within ``obbt_budget`` seconds).
         """
         t0 = time.perf_counter()
         box = input_box(x0, eps, clamp)
         per_op = crown_bounds(net, box)
         records: list[NeuronSolve] = []
-        if tightening is not None and str(getattr(tightening, "value", tightening)) != "none":
-            per_op, records = tighten(net, box, per_op, relax=tightening, solver=solver, time_limit=time_limit)
+        per_op, records = run_tightening(tightening, net, box, per_op, solver, time_limit, obbt_limit, obbt_budget)
         k = net.out_dim
         ii, jj, coef = _pairs(k)
         direct = crown_linear(net, box, torch.as_tensor(coef), per_op)

@@ -23,6 +23,7 @@ from .logits import logit_diff_bounds, output_bounds
 from .milp import NeuronSolve, Relax
 from .modes import BoundMethod, DiffMode, Tightening, default_tightening
 from .network import Net, check_net, check_pair
+from .obbt import OBBT_LIMIT
 from .refine import DiffBounds, faithub_refined
 from .sigma import diff_bounds_from_logits, faithub_from_sigma, softmax_bounds
 from .solvers import Solver, Status
@@ -64,10 +65,13 @@ class ImageBounds:
         x0: one image (C, H, W) in [0, 1]; eps: the pixel radius (float or (C, 1, 1)).
         clamp: the ball intersected with [0, 1] (default), else the plain ball.
         method: interval | crown | lp | milp (``fkd.bounds.BoundMethod``): the strongest stage.
-        tightening: none | lp | milp progressive tightening of intermediate layers (lp / milp only;
-            None: lp for the lp and milp methods).
+        tightening: none | lp | milp | obbt progressive tightening of intermediate layers (lp /
+            milp only; None: lp for the lp and milp methods); obbt (``fkd.bounds.obbt``): LP, then a
+            MILP of ``obbt_limit`` seconds per still-unstable neuron, within ``obbt_budget`` seconds
+            per network (None: no budget), never looser than lp.
         time_limit: seconds per solver call; budget: seconds of tight-mode refinement per student
-            (None: no budget). A bound cut short by either stays sound (earlier stage or dual bound).
+            (None: no budget; it includes the tightening, except obbt's, which ``obbt_budget``
+            bounds). A bound cut short by either stays sound (earlier stage or dual bound).
     """
     x0: Tensor
     eps: float
@@ -77,6 +81,8 @@ class ImageBounds:
     tightening: str | None = None
     budget: float | None = None
     clamp: bool = True
+    obbt_limit: float = OBBT_LIMIT
+    obbt_budget: float | None = None
     _reports: dict = field(default_factory=dict)
     _diffs: dict = field(default_factory=dict)
     _tight: dict = field(default_factory=dict)
@@ -105,7 +111,8 @@ class ImageBounds:
         """This network's logit bounds (``BoundReport``), computed once."""
         if self._key(net) not in self._reports:
             self._reports[self._key(net)] = output_bounds(net, self.x0, self.eps, self.method, self.solver,
-                                                   self.time_limit, self.tightening, self.clamp)
+                                                   self.time_limit, self.tightening, self.clamp,
+                                                   self.obbt_limit, self.obbt_budget)
         return self._reports[self._key(net)]
 
     def diffs(self, net: Net) -> DiffBounds:
@@ -114,8 +121,8 @@ class ImageBounds:
         mode is never looser than paper mode."""
         if self._key(net) not in self._diffs:
             if self._solving and self._key(net) not in self._reports:
-                tight = None if self.tightening.value == "none" else Relax(self.tightening.value)
-                db = DiffBounds.start(net, self.x0, self.eps, self.solver, tight, self.time_limit, self.clamp)
+                db = DiffBounds.start(net, self.x0, self.eps, self.solver, self.tightening, self.time_limit, self.clamp,
+                                      self.obbt_limit, self.obbt_budget)
             else:
                 rep = self.report(net)
                 direct = BoundMethod.CROWN if self._solving else self.method
@@ -150,7 +157,8 @@ class ImageBounds:
         t, s = self.diffs(teacher), self.diffs(student)
         if self._solving:
             stages = (Relax.LP,) if self.method.value == "lp" else (Relax.LP, Relax.MILP)
-            budget = None if self.budget is None else max(self.budget - (time.perf_counter() - t0), 0.0)
+            start = time.perf_counter() if self.tightening is Tightening.OBBT else t0   # obbt has its own budget
+            budget = None if self.budget is None else max(self.budget - (time.perf_counter() - start), 0.0)
             value, *_ = faithub_refined(t, s, stages, self.time_limit, budget)
         else:
             value = float(faithub_from_sigma(t.sigma(), s.sigma()))
