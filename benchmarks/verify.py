@@ -36,7 +36,7 @@ Every logit bound is widened by the derived float32 margin (``fkd.bounds.fp.logi
 
 Goals (``--goals``: printed as ratios, measured in this run, against the paper's method as shipped,
 ``ours-paper``, on the same images): the hard regime, pixel-reading zoo, FD at eps 0.1 px: FAITHUB / EMPLB <= 2.0 at a
-median <= 10 s per (image, student); the paper's reading (``--zoo results/units/zoo-input-norm
+median <= 10 s per (image, student); the paper's reading (``--zoo zoo
 --eps-units normalised``), FD at eps 0.1: <= 1.5 at a median <= 2 s.
 The ref-* configurations share the teacher's refined bounds between the students of an image (as
 an evaluation does); its cost is charged to the first student that needs it.
