@@ -33,7 +33,7 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
     """
     import pandas as pd
 
-    from fkd.book.tables import PAPER_DATASET, _paper_column, paper_table
+    from fkd.book.tables import _paper_column, paper_faithub
 
     d = parse(Dataset, dataset)
     reading = domain_reading(d, results)
@@ -45,9 +45,6 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
             (("clamped", dirs.certified), ("plain", dirs.certified_plain))}
     keys = ["student", "eps", "image"]
     common = runs["clamped"][keys].merge(runs["plain"][keys])
-    ref = paper_table("table2_faithfulness")
-    ref = ref[(ref.dataset == PAPER_DATASET[d]) & (ref.bound == "FAITHUB")]
-    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])["mean"]
     cols = {}
     for domain, rows in runs.items():
         r = rows.merge(common)
@@ -56,7 +53,7 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
         cols[("FAITHUB", domain)] = g[f"faithub_{mode}"].mean()
         cols[("n", "")] = g.image.nunique()
     out = pd.DataFrame(cols)
-    out[("FAITHUB", "paper")] = [ref.get((round(e, 6), _paper_column(d, s)), float("nan")) for e, s in out.index]
+    out[("FAITHUB", "paper")] = paper_faithub(d, out.index)
     out.index = pd.MultiIndex.from_tuples([(eps_label(e), _paper_column(d, s) or s) for e, s in out.index],
                                           names=["eps", "student"])
     return out[[("n", ""), ("EMPLB", "clamped"), ("EMPLB", "plain"), ("FAITHUB", "clamped"), ("FAITHUB", "plain"),

@@ -43,7 +43,7 @@ def modes_table(rows, dataset: Dataset | str):
     """
     import pandas as pd
 
-    from fkd.book.tables import PAPER_DATASET, _paper_column, paper_table
+    from fkd.book.tables import _paper_column, paper_faithub
 
     d = parse(Dataset, dataset)
     modes = [m for m in MODES if f"faithub_{m}" in rows.columns]
@@ -63,10 +63,7 @@ def modes_table(rows, dataset: Dataset | str):
     out["best / EMPLB"] = out[modes].min(axis=1) / out.EMPLB
     seconds = rows[[f"seconds_{m}" for m in modes if f"seconds_{m}" in rows.columns]].sum(axis=1)
     out["seconds"] = seconds.groupby([rows.eps, rows.student]).median()
-    ref = paper_table("table2_faithfulness")
-    ref = ref[(ref.dataset == PAPER_DATASET[d]) & (ref.bound == "FAITHUB")]
-    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])["mean"]
-    out["paper's FAITHUB"] = [ref.get((e, _paper_column(d, s)), float("nan")) for e, s in out.index]
+    out["paper's FAITHUB"] = paper_faithub(d, out.index)
     out.index = pd.MultiIndex.from_tuples([(eps_label(e), _paper_column(d, s) or s) for e, s in out.index],
                                           names=["eps", "student"])
     return out.round({"EMPLB": 4, **{m: 4 for m in modes}, "best / EMPLB": 2, "seconds": 2, "paper's FAITHUB": 3})

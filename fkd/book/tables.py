@@ -26,6 +26,15 @@ def paper_table(name: str):
     return pd.read_csv(path, comment="#", dtype={"eps_label": str})
 
 
+def paper_faithub(dataset: Dataset, cells) -> list[float]:
+    """The paper's mean FAITHUB (Table 2) of each (eps, student) in ``cells`` (eps as floats, our
+    student names); NaN where the paper gives none."""
+    ref = paper_table("table2_faithfulness")
+    ref = ref[(ref.dataset == PAPER_DATASET[dataset]) & (ref.bound == "FAITHUB")]
+    ref = ref.assign(eps=ref.eps.astype(float).round(6)).set_index(["eps", "student"])["mean"]
+    return [ref.get((round(float(e), 6), _paper_column(dataset, s)), float("nan")) for e, s in cells]
+
+
 def _paper_column(dataset: Dataset, student: str) -> str | None:
     """The paper's column name (SD, ..., FD) of a zoo model, or None if the paper has no such model
     (a student at another alpha than the paper's)."""
