@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .budget import Budget
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
 from .joint import joint_net
@@ -184,14 +185,14 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
 
     Args:
         teacher, student: eval-mode torch models (float32) with K outputs; x0: one image (C, H, W).
-        tol: stop when upper - lower <= tol. max_nodes, time_limit: budget (nodes split, seconds);
+        tol: stop when upper - lower <= tol. max_nodes, time_limit: budget (nodes split, CPU seconds);
             past it the current bounds are returned (status ``budget``), still sound.
         batch: nodes split per CROWN pass. start_points: (P, C, H, W) candidate points inside the
             ball (e.g. the EMPLB point); t_net, s_net: lowered networks (computed if None).
     Returns:
         DeltaStar with lower <= delta* <= upper.
     """
-    t0 = time.perf_counter()
+    t0, budget = time.perf_counter(), Budget(time_limit)
     shape = tuple(x0.shape)
     t_net = t_net or as_net(teacher, shape)
     s_net = s_net or as_net(student, shape)
@@ -214,7 +215,7 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
         upper = max(-heap[0][0], closed_upper)
         if upper - lower <= tol:
             break
-        if nodes >= max_nodes or time.perf_counter() - t0 > time_limit:
+        if nodes >= max_nodes or budget.expired():
             status = "budget"
             break
         take = [heapq.heappop(heap) for _ in range(min(batch, len(heap)))]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .budget import Budget
 from .crown import crown_bounds
 from .exact import _gap, class_bounds
 from .interval import input_box, project
@@ -85,7 +86,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
     Args:
         teacher, student: eval-mode torch MLPs; t_net, s_net: their lowered networks (same depth).
         x0: one image (C, H, W). time_limit: seconds per (class, sign) solve.
-        budget: seconds for all solves of the image; past it the remaining (class, sign) pairs keep
+        budget: CPU seconds for all solves of the image (``fkd.bounds.budget``); past it the remaining (class, sign) pairs keep
             their CROWN bound (status budget). Pairs are solved in decreasing order of that bound.
         start, start_point: a known gap and its point (e.g. EMPLB), to skip hopeless classes.
         cap: a proven upper bound on delta* from elsewhere (e.g. branch and bound), capping every pair.
@@ -97,7 +98,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
         from gurobipy import nlfunc
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise SolverUnavailable("gurobipy is not installed: pip install gurobipy") from e
-    t0 = time.perf_counter()
+    t0, spend = time.perf_counter(), Budget(budget)
     if len(t_net.ops) != len(s_net.ops):
         raise ValueError("global_delta needs teacher and student of the same depth")
     k = t_net.out_dim
@@ -128,7 +129,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
         if cap <= lower + 1e-6:
             upper = max(upper, cap)
             continue
-        if budget is not None and time.perf_counter() - t0 > budget:
+        if spend.expired():
             upper, status = max(upper, cap), "budget" if status == "optimal" else status
             continue
         m = gp.Model(env=env)

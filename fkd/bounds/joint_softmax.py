@@ -19,13 +19,13 @@ has had its joint solve (the others keep their eq. 11 value). The value is cappe
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .budget import MIN_SOLVE, Budget, as_budget
 from .milp import NeuronSolve, Program
 from .softmax import TANGENTS, Block, Extension, SoftmaxBounds, pieces_above, tangent_points
 from .solvers import open_session
@@ -127,12 +127,12 @@ def joint_block(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: i
 
 
 def joint_softmax_faithub(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, tangents: int = TANGENTS,
-                          time_limit: float = 10.0, budget: float | None = None, solver=None,
+                          time_limit: float = 10.0, budget: Budget | float | None = None, solver=None,
                           exact: bool = False, terms: np.ndarray | None = None) -> tuple[float, list]:
     """Eq. 11 with its largest terms bounded by the joint program, largest first, until the largest
-    term has had its joint solve. ``terms`` (2, K): sound bounds on each term to start from (e.g. an
+    term has had its joint solve or ``budget`` (CPU seconds; None: no limit) is spent. ``terms`` (2, K): sound bounds on each term to start from (e.g. an
     earlier joint call's; default eq. 11's), lowered in place. Returns (value in [0, 1], records)."""
-    t0 = time.perf_counter()
+    budget = as_budget(budget)
     if terms is None:
         terms = torch.stack([t.sigma.upper - s.sigma.lower, s.sigma.upper - t.sigma.lower]).numpy().copy()
     jb = joint_block(t, s, pieces, tangents, exact)
@@ -143,8 +143,8 @@ def joint_softmax_faithub(t: SoftmaxBounds, s: SoftmaxBounds, pieces: int = 1, t
         if (side, i) in done or terms[side, i] <= 0:
             break
         done.add((side, i))
-        left = time_limit if budget is None else min(time_limit, budget - (time.perf_counter() - t0))
-        if left <= 0.01:
+        left = budget.limit(time_limit)
+        if left <= MIN_SOLVE:
             break
         cost = np.zeros(jb.program.n)
         cost[jb.qu[side, i]], cost[jb.ql[1 - side, i]] = 1.0, -1.0  # side 0: teacher over student

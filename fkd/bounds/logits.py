@@ -63,7 +63,7 @@ def output_bounds(model: nn.Module | Net, x0: Tensor, eps: float, method: BoundM
         time_limit: seconds per solver call.
         tightening: none | lp | milp | obbt: progressive per-layer tightening before the final
             stage (default lp for the lp and milp methods, none otherwise); obbt: ``fkd.bounds.obbt``
-            with ``obbt_limit`` seconds per MILP and ``obbt_budget`` seconds in all.
+            with ``obbt_limit`` seconds per MILP and ``obbt_budget`` CPU seconds in all.
         clamp: the ball intersected with [0, 1] (default), else the plain ball (``input_box``).
     Returns:
         BoundReport with lower, upper (K,).

@@ -9,7 +9,7 @@ interval bounds are exact already):
    short MILP per side of each neuron still unstable (binaries for the earlier layers' unstable
    ReLUs, big-M from their tightened bounds), at most ``milp_limit`` seconds each, the
    neurons with the largest triangle (``-l u / (u - l)``, the area the LP relaxation adds) first,
-   until ``budget`` seconds are spent (the first layers first: on the MNIST zoo the MILPs of the
+   until ``budget`` CPU seconds are spent (``fkd.bounds.budget``) (the first layers first: on the MNIST zoo the MILPs of the
    first tightened layer buy the most, results/benchmarks/verify_goals.md);
 3. CROWN for the later layers from the tightened ones, intersected with what they had.
 
@@ -21,11 +21,10 @@ licence falls back to HiGHS (``solvers.open_session``, auto).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
+from .budget import MIN_SOLVE, Budget, as_budget
 from .crown import crown_bounds
 from .interval import Box, intersect
 from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
@@ -51,7 +50,7 @@ def _triangle(l: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def _milp_pass(program, neurons: list[int], l: torch.Tensor, u: torch.Tensor, solver, op: int,
-               milp_limit: float, deadline: float | None, sides=("upper", "lower")) -> list[NeuronSolve]:
+               milp_limit: float, budget: Budget, sides=("upper", "lower")) -> list[NeuronSolve]:
     """Short MILPs for both sides of each neuron in ``neurons`` (in that order) of one layer's
     program, lowering ``u`` and raising ``l`` in place where the proven bound is tighter."""
     records: list[NeuronSolve] = []
@@ -63,8 +62,8 @@ def _milp_pass(program, neurons: list[int], l: torch.Tensor, u: torch.Tensor, so
                 continue
             if not (l[r] < 0 < u[r]):
                 break   # stable already: nothing to gain from the other side
-            limit = milp_limit if deadline is None else min(milp_limit, deadline - time.perf_counter())
-            if limit <= 0.01:
+            limit = budget.limit(milp_limit)
+            if limit <= MIN_SOLVE:
                 return records
             session = session or open_session(program, solver)
             c = np.zeros(k)
@@ -83,7 +82,7 @@ def _milp_pass(program, neurons: list[int], l: torch.Tensor, u: torch.Tensor, so
 
 
 def obbt(net: Net, box: Box, bounds: list[Box] | None = None, solver: Solver | str = Solver.AUTO,
-         lp_limit: float = 10.0, milp_limit: float = OBBT_LIMIT, budget: float | None = None,
+         lp_limit: float = 10.0, milp_limit: float = OBBT_LIMIT, budget: Budget | float | None = None,
          sides=("upper", "lower"), layers=None) -> tuple[list[Box], list[NeuronSolve]]:
     """LP tightening (``milp.tighten``), then short MILPs per unstable neuron, layer by layer.
 
@@ -91,21 +90,20 @@ def obbt(net: Net, box: Box, bounds: list[Box] | None = None, solver: Solver | s
         net: the lowered network; box: the input box of one image, (1, in_dim).
         bounds: starting sound per-op bounds (1, n) each (``crown_bounds`` if None).
         lp_limit: seconds per LP; milp_limit: seconds per MILP.
-        budget: seconds for this call (None: no limit): no MILP starts or runs past it; the LP
-            tightening always runs (and counts against it).
+        budget: CPU seconds for this call (a ``Budget`` or seconds; None: no limit): no MILP starts
+            or runs past it; the LP tightening always runs (and counts against it).
         sides: the sides solved by MILP; layers: the op indices whose neurons get MILPs (None: all
             of ``tightened_layers``); both for measurements.
     Returns:
         (per-op bounds (1, n) each, inside ``tighten(relax="lp")``'s; the solve records, LP and MILP).
     """
-    t0 = time.perf_counter()
+    budget = as_budget(budget)
     bounds, records = tighten(net, box, bounds, relax=Relax.LP, solver=solver, time_limit=lp_limit)
-    deadline = None if budget is None else t0 + budget
     changed = False   # has a MILP tightened an earlier layer (so this layer's LPs can gain)?
     for i in tightened_layers(net):
         l, u = bounds[i].lower[0].clone(), bounds[i].upper[0].clone()
         unstable = ((l < 0) & (u > 0)).nonzero().flatten()
-        if len(unstable) == 0 or (deadline is not None and time.perf_counter() > deadline):
+        if len(unstable) == 0 or budget.expired():
             continue
         program = build_program(net, box, bounds, upto=i)
         if changed:   # the LPs again, on the MILP-tightened earlier layers
@@ -116,7 +114,7 @@ def obbt(net: Net, box: Box, bounds: list[Box] | None = None, solver: Solver | s
         area = _triangle(l, u)
         order = [int(r) for r in torch.argsort(area, descending=True) if area[r] > 0]
         if program.integer.any() and (layers is None or i in layers):   # no binaries: the MILP is the LP
-            recs = _milp_pass(program, order, l, u, solver, i, milp_limit, deadline, sides)
+            recs = _milp_pass(program, order, l, u, solver, i, milp_limit, budget, sides)
             records += recs
             changed = changed or any(not r.kept_previous for r in recs)
         bounds[i] = intersect(Box(l[None], u[None]), bounds[i])
@@ -129,10 +127,11 @@ def run_tightening(tightening, net: Net, box: Box, per_op: list[Box], solver: So
                    obbt_limit: float = OBBT_LIMIT, obbt_budget: float | None = None) -> tuple[list[Box], list[NeuronSolve]]:
     """The tightening asked (none | lp | milp | obbt, a ``Tightening``, ``Relax`` or str) of ``per_op``:
     lp / milp by ``milp.tighten`` (``time_limit`` per solve), obbt by ``obbt`` (``time_limit`` per LP,
-    ``obbt_limit`` per MILP, ``obbt_budget`` seconds in all). Returns (per-op bounds, records)."""
+    ``obbt_limit`` per MILP, ``obbt_budget`` CPU seconds in all). Returns (per-op bounds, records)."""
     name = str(getattr(tightening, "value", tightening))
     if tightening is None or name == "none":
         return list(per_op), []
     if name == "obbt":
         return obbt(net, box, per_op, solver, time_limit, obbt_limit, obbt_budget)
     return tighten(net, box, per_op, relax=name, solver=solver, time_limit=time_limit)
+

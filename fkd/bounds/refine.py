@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .budget import MIN_SOLVE, Budget, as_budget, cpu_seconds
 from .crown import crown_bounds, crown_linear
 from .interval import Box, input_box
 from .milp import NeuronSolve, Program, Relax, build_program
@@ -80,7 +81,7 @@ class DiffBounds:
             x0: one image (C, H, W) in [0, 1].
             tightening: None, or lp / milp progressive per-layer tightening of the intermediate
                 bounds before anything else (``milp.tighten``), or obbt (``obbt.obbt``: LP, then
-                MILPs of ``obbt_limit`` seconds each within ``obbt_budget`` seconds).
+                MILPs of ``obbt_limit`` seconds each within ``obbt_budget`` CPU seconds).
         """
         t0 = time.perf_counter()
         box = input_box(x0, eps, clamp)
@@ -145,25 +146,30 @@ class DiffBounds:
         return self._sessions[relax]
 
     def refine(self, pairs, relax: Relax | str = Relax.LP, time_limit: float = 10.0,
-               deadline: float | None = None) -> int:
+               budget: Budget | float | None = None) -> int:
         """Maximise z_j - z_i for each (i, j) in ``pairs`` not yet refined at this stage; the proven
-        bound (plus ``margin[i, j]``) replaces upper[i, j] where smaller. ``deadline`` (a
-        ``time.perf_counter()`` value): no solve starts after it, and none runs past it. Returns the
-        number of solves."""
+        bound (plus ``margin[i, j]``) replaces upper[i, j] where smaller.
+
+        Args:
+            pairs: (i, j) pairs; relax: LP or MILP; time_limit: seconds per solve.
+            budget: CPU seconds (a running ``Budget`` or seconds; None: no limit): no solve starts
+                once it is spent, and none runs past it.
+        Returns:
+            the number of solves.
+        """
         from ..config import parse
 
         relax = parse(Relax, relax)
         level = 1 if relax is Relax.LP else 2
+        budget = as_budget(budget)
         t0 = time.perf_counter()
         n = 0
         for i, j in pairs:
             if i == j or self.stage[i, j] >= level:
                 continue
-            limit = time_limit
-            if deadline is not None:
-                limit = min(time_limit, deadline - time.perf_counter())
-                if limit <= 0.01:
-                    break
+            limit = budget.limit(time_limit)
+            if limit <= MIN_SOLVE:
+                break
             ses = self.session(relax)
             c = np.zeros(self.k)
             c[j], c[i] = 1.0, -1.0
@@ -187,10 +193,13 @@ class DiffBounds:
 
 @dataclass
 class RefineStats:
+    """What one ``faithub_refined`` call did: solves made, cut by their limit, failed; wall seconds
+    and this process's CPU seconds (the clock of its budget)."""
     solves: int = 0
     time_limited: int = 0
     failed: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def _needed(db: DiffBounds, i: int, side: str, rel_tol: float) -> list[tuple[int, int]]:
@@ -211,12 +220,13 @@ def _needed(db: DiffBounds, i: int, side: str, rel_tol: float) -> list[tuple[int
 
 
 def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,), time_limit: float = 1.0,
-                    budget: float | None = None, rel_tol: float = 1e-3) -> tuple[float, Box, Box, RefineStats]:
+                    budget: Budget | float | None = None, rel_tol: float = 1e-3) -> tuple[float, Box, Box, RefineStats]:
     """FAITHUB (eq. 11) with the d_ij bounds of both networks refined where they decide its value.
 
     For each stage (e.g. LP then MILP): repeatedly take the largest of the 2K terms of eq. 11; if
     its pairs were already refined at this stage, stop; otherwise refine them (both networks) and
-    recompute. ``budget`` (seconds, all stages) stops refining early; the bound stays sound.
+    recompute. ``budget`` (CPU seconds of all stages, a running ``Budget`` or seconds; None: no
+    limit) stops refining early; the bound stays sound.
     ``teacher`` may be shared between students of the same image: its refinements are kept.
 
     Returns:
@@ -224,8 +234,8 @@ def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,)
     """
     from ..config import parse
 
-    t0 = time.perf_counter()
-    deadline = None if budget is None else t0 + budget
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    budget = as_budget(budget)
     stats = RefineStats()
     n0 = len(teacher.records), len(student.records)
     for stage in stages:
@@ -240,15 +250,15 @@ def faithub_refined(teacher: DiffBounds, student: DiffBounds, stages=(Relax.LP,)
             done.add((side, i))
             up_net, lo_net = (teacher, student) if side == 0 else (student, teacher)
             for db, which in ((up_net, "upper"), (lo_net, "lower")):
-                db.refine(_needed(db, i, which, rel_tol), stage, time_limit, deadline)
-            if budget is not None and time.perf_counter() - t0 > budget:
+                db.refine(_needed(db, i, which, rel_tol), stage, time_limit, budget)
+            if budget.expired():
                 break
-        if budget is not None and time.perf_counter() - t0 > budget:
+        if budget.expired():
             break
     st, ss = teacher.sigma(), student.sigma()
     new = teacher.records[n0[0]:] + student.records[n0[1]:]
     stats.solves = len(new)
     stats.time_limited = sum(r.result.status is Status.TIME_LIMIT for r in new)
     stats.failed = sum(r.result.status is Status.FAILED for r in new)
-    stats.seconds = time.perf_counter() - t0
+    stats.seconds, stats.cpu_seconds = time.perf_counter() - t0, cpu_seconds() - c0
     return float(faithub_from_sigma(st, ss)), st, ss, stats

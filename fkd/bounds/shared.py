@@ -3,8 +3,8 @@
 An evaluation bounds the same teacher against several students on the same image: ``ImageBounds``
 computes each network's bounds once (logit bounds for paper mode, refinable d_ij bounds for tight
 mode) and reuses them for every student and both modes. With ``method`` lp or milp, tight mode
-refines only the pairs that decide eq. 11 (``refine.faithub_refined``), within ``budget`` seconds
-per student; paper mode solves every logit (``output_bounds``), as the paper does.
+refines only the pairs that decide eq. 11 (``refine.faithub_refined``), within ``budget`` CPU
+seconds per student (``fkd.bounds.budget``); paper mode solves every logit (``output_bounds``), as the paper does.
 
 Cost is charged to the call that first needs it (the first student pays for the teacher).
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from ..config import parse
+from .budget import Budget
 from .fp import pair_margin
 from .interval import Box
 from .joint import cross_bounds_records, joint_faithub
@@ -67,10 +68,10 @@ class ImageBounds:
         method: interval | crown | lp | milp (``fkd.bounds.BoundMethod``): the strongest stage.
         tightening: none | lp | milp | obbt progressive tightening of intermediate layers (lp /
             milp only; None: lp for the lp and milp methods); obbt (``fkd.bounds.obbt``): LP, then a
-            MILP of ``obbt_limit`` seconds per still-unstable neuron, within ``obbt_budget`` seconds
-            per network (None: no budget), never looser than lp.
-        time_limit: seconds per solver call; budget: seconds of tight-mode refinement per student
-            (None: no budget; it includes the tightening, except obbt's, which ``obbt_budget``
+            MILP of ``obbt_limit`` seconds per still-unstable neuron, within ``obbt_budget`` CPU
+            seconds per network (None: no budget), never looser than lp.
+        time_limit: wall seconds per solver call; budget: CPU seconds of tight-mode refinement per
+            student (None: no budget; it includes the tightening, except obbt's, which ``obbt_budget``
             bounds). A bound cut short by either stays sound (earlier stage or dual bound).
     """
     x0: Tensor
@@ -152,13 +153,13 @@ class ImageBounds:
         check_pair(teacher, student)
         if (self._key(teacher), self._key(student)) in self._tight:  # already computed (joint mode builds on it)
             return self._tight[self._key(teacher), self._key(student)]
-        t0 = time.perf_counter()
+        t0, budget = time.perf_counter(), Budget(self.budget)
         n0 = [len(self._diffs[self._key(n)].records) if self._key(n) in self._diffs else 0 for n in (teacher, student)]
         t, s = self.diffs(teacher), self.diffs(student)
         if self._solving:
             stages = (Relax.LP,) if self.method.value == "lp" else (Relax.LP, Relax.MILP)
-            start = time.perf_counter() if self.tightening is Tightening.OBBT else t0   # obbt has its own budget
-            budget = None if self.budget is None else max(self.budget - (time.perf_counter() - start), 0.0)
+            if self.tightening is Tightening.OBBT:   # obbt has its own budget
+                budget = Budget(self.budget)
             value, *_ = faithub_refined(t, s, stages, self.time_limit, budget)
         else:
             value = float(faithub_from_sigma(t.sigma(), s.sigma()))

@@ -28,13 +28,13 @@ softmax itself.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .budget import MIN_SOLVE, Budget, as_budget
 from .fp import logit_margin
 from .interval import Box
 from .milp import NeuronSolve, Program, Relax, build_program
@@ -248,7 +248,7 @@ class SoftmaxBounds:
     def refine(self, i: int, side: str, relax: Relax, time_limit: float) -> bool:
         """One solve for sigma_i's ``side`` (upper: min S over tangents; lower: max S over chords)."""
         level, s = (1 if relax is Relax.LP else 2), int(side == "lower")
-        if self.stage[i, s] >= level or time_limit <= 0.01:
+        if self.stage[i, s] >= level or time_limit <= MIN_SOLVE:
             return False
         b = self.block_for(i, side, relax)
         same = np.array_equal(b.d_lower, self.block.d_lower) and np.array_equal(b.d_upper, self.block.d_upper)
@@ -273,14 +273,15 @@ class SoftmaxBounds:
 
 
 def softmax_faithub(teacher: SoftmaxBounds, student: SoftmaxBounds, stages=(Relax.LP,), time_limit: float = 10.0,
-                    budget: float | None = None, milp_sides=("lower", "upper")) -> tuple[float, list]:
+                    budget: Budget | float | None = None, milp_sides=("lower", "upper")) -> tuple[float, list]:
     """FAITHUB (eq. 11) from softmax bounds refined where they decide it: per stage, take the largest
     of the 2K terms ub_A,i - lb_B,i; refine sigma_A,i's upper and sigma_B,i's lower side (MILP
-    stages: the sides in ``milp_sides`` only); stop when that term was refined at this stage.
+    stages: the sides in ``milp_sides`` only); stop when that term was refined at this stage, or
+    when ``budget`` (CPU seconds, a running ``Budget`` or seconds; None: no limit) is spent.
 
     Returns: (value in [0, 1], the solve records of this call).
     """
-    t0 = time.perf_counter()
+    budget = as_budget(budget)
     n0 = len(teacher.records), len(student.records)
     for stage in stages:
         done: set = set()
@@ -293,9 +294,8 @@ def softmax_faithub(teacher: SoftmaxBounds, student: SoftmaxBounds, stages=(Rela
             up, low = (teacher, student) if side == 0 else (student, teacher)
             for sb, which in ((up, "upper"), (low, "lower")):
                 if stage is Relax.LP or which in milp_sides:
-                    left = time_limit if budget is None else min(time_limit, budget - (time.perf_counter() - t0))
-                    sb.refine(i, which, stage, left)
-            if budget is not None and time.perf_counter() - t0 > budget:
+                    sb.refine(i, which, stage, budget.limit(time_limit))
+            if budget.expired():
                 break
     value = float(faithub_from_sigma(teacher.sigma, student.sigma))
     return value, teacher.records[n0[0]:] + student.records[n0[1]:]

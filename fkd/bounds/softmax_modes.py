@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from .budget import Budget
 from .joint_softmax import joint_softmax_faithub
 from .milp import Relax
 from .network import check_pair
@@ -59,7 +60,7 @@ def joint_softmax_mode(ib, teacher, student, pieces: int = 1, tangents: int = TA
     """FAITHUB mode ``joint_softmax`` of ``ImageBounds`` ``ib``: the ``softmax`` mode, then the joint
     program on its largest terms; a ``ModeResult`` never above softmax's or tight's."""
     check_pair(teacher, student)
-    t0 = time.perf_counter()
+    t0, budget = time.perf_counter(), Budget(ib.budget)
     hit = stage_cache(ib).pop((ib._key(teacher), ib._key(student)), None) \
         if stages is None and tangents == TANGENTS else None
     if hit is not None:   # the softmax mode just ran this pair's stage
@@ -67,6 +68,6 @@ def joint_softmax_mode(ib, teacher, student, pieces: int = 1, tangents: int = TA
     else:
         tight, cached, t, s, value, records = softmax_pair(ib, teacher, student, stages, tangents)
         extra = 0.0
-    left = None if ib.budget is None else max(ib.budget - (time.perf_counter() - t0), 0.05)
+    left = None if ib.budget is None else max(budget.left(), 0.05)   # one short joint solve at least
     joint, recs = joint_softmax_faithub(t, s, pieces, tangents, ib.time_limit, left)
     return _combine(tight, t0, cached, records + recs, min(value, joint), extra)
