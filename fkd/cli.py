@@ -10,6 +10,7 @@ import sys
 
 from fkd import commands
 from fkd.bounds.modes import BoundMethod
+from fkd.bounds.obbt import OBBT_LIMIT
 from fkd.config import Dataset, Domain, EpsUnits, Method, Profile, parse
 from fkd.losses import PAPER_STUDENTS, RELATED_STUDENTS
 from fkd.paths import FIGURES, RESULTS
@@ -71,6 +72,8 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 FMT = {"formatter_class": _Defaults}  # --help shows every default
+TIGHTENING_HELP = ("none, lp, milp or obbt (lp, then short MILPs per unstable neuron: --obbt-limit, --obbt-budget) "
+                   "per-layer tightening (default: lp for --method lp/milp)")
 ZOO_HELP = "zoo root (default: $FKD_ZOO, else zoo/ in a checkout, else the zoo installed with the package)"
 
 
@@ -89,6 +92,14 @@ def _run_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     if threads:
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads here (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _obbt(p: argparse.ArgumentParser) -> None:
+    """``--obbt-limit`` and ``--obbt-budget``: the settings of ``--tightening obbt``."""
+    p.add_argument("--obbt-limit", type=float, default=None, metavar="SECONDS",
+                   help=f"seconds per MILP of --tightening obbt (default: {OBBT_LIMIT})")
+    p.add_argument("--obbt-budget", type=float, default=None, metavar="SECONDS",
+                   help="CPU seconds of --tightening obbt per network (default: no budget)")
 
 
 def _train(sub) -> None:
@@ -211,9 +222,10 @@ def _verify(sub) -> None:
                         "alone (for EMPLB and FAITHUB both)")
     v.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     v.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve (its proven bound is kept)")
-    v.add_argument("--tightening", default=None, help="none, lp, milp or obbt (lp, then 0.2 s MILPs per "
-                   "unstable neuron) per-layer tightening (default: lp for --method lp/milp)")
-    v.add_argument("--budget", type=float, default=None, help="seconds of tight-mode refinement per (image, student)")
+    v.add_argument("--tightening", default=None, help=TIGHTENING_HELP)
+    _obbt(v)
+    v.add_argument("--budget", type=float, default=None,
+                   help="CPU seconds of tight-mode refinement per (image, student)")
     v.add_argument("--shard", default="1/1", help="k/n: this machine's share of the images")
     v.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="join these shard directories into --out")
     v.add_argument("--out", required=True)
@@ -311,6 +323,8 @@ def _audit(sub) -> None:
     a.add_argument("--no-agreement", action="store_true", help="skip certified distillation agreement (a MILP per image)")
     a.add_argument("--solver", default="auto", help="auto (Gurobi, HiGHS beyond its licence), gurobi or highs")
     a.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve (its proven bound is kept)")
+    a.add_argument("--tightening", default=None, help=TIGHTENING_HELP)
+    _obbt(a)
     a.add_argument("--threads", type=int, default=1, help="torch CPU threads here (small networks gain nothing "
                    "from a second; 0: torch's default)")
     a.add_argument("--out", required=True, help="run directory (resumable): audit.csv, run.json, report.html")

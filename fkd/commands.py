@@ -186,7 +186,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                            EVAL_SUBSET_SIZE[args.dataset] if args.n_images is None else args.n_images, method=args.method,
                            modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
                            tightening=args.tightening, budget=args.budget, seed=args.seed, shard=parse_shard(args.shard),
-                           agreement=args.agreement, units=args.eps_units, domain=args.domain)
+                           agreement=args.agreement, units=args.eps_units, domain=args.domain,
+                           obbt_limit=args.obbt_limit, obbt_budget=args.obbt_budget)
         df = verify(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     import pandas as pd
 
@@ -215,7 +216,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                       eps=tuple(parse_eps(e) for e in _csv(args.eps)) if args.eps else (), units=args.units,
                       std=_std(args.std) if args.std else None, n_images=args.n_images, method=args.method,
                       modes=tuple(_csv(args.mode)), solver=args.solver, time_limit=args.time_limit,
-                      agreement=not args.no_agreement, seed=args.seed)
+                      agreement=not args.no_agreement, seed=args.seed, tightening=args.tightening,
+                      obbt_limit=args.obbt_limit, obbt_budget=args.obbt_budget)
     rows = audit(cfg, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     import pandas as pd
 

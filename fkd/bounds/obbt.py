@@ -31,7 +31,7 @@ from .milp import NeuronSolve, Relax, build_program, solve_linear, tighten
 from .network import Affine, Net
 from .solvers import Solver, Status, open_session
 
-__all__ = ["OBBT_LIMIT", "obbt", "tightened_layers"]
+__all__ = ["OBBT_LIMIT", "obbt", "obbt_options", "run_tightening", "tightened_layers"]
 
 #: Seconds per MILP solve of the ``obbt`` tightening unless asked otherwise.
 OBBT_LIMIT = 0.2
@@ -135,3 +135,25 @@ def run_tightening(tightening, net: Net, box: Box, per_op: list[Box], solver: So
         return obbt(net, box, per_op, solver, time_limit, obbt_limit, obbt_budget)
     return tighten(net, box, per_op, relax=name, solver=solver, time_limit=time_limit)
 
+
+def obbt_options(tightening, limit: float | None = None, budget: float | None = None) -> dict[str, float]:
+    """The obbt settings a run asked for, checked, as keywords of ``ImageBounds``.
+
+    Args:
+        tightening: the run's tightening (a ``Tightening``, its name, or None).
+        limit: seconds per MILP (None: ``OBBT_LIMIT``); budget: CPU seconds per network (None: none).
+    Returns:
+        {"obbt_limit": limit, "obbt_budget": budget}, each only where given.
+    Raises:
+        ValueError: a setting that is not a positive number, or one given without the obbt tightening.
+    """
+    given = {k: v for k, v in (("obbt_limit", limit), ("obbt_budget", budget)) if v is not None}
+    for name, value in given.items():
+        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if given and str(getattr(tightening, "value", tightening)) != "obbt":
+        flags = " and ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{flags} set the obbt tightening, but the tightening is "
+                         f"{getattr(tightening, 'value', tightening) or 'the default'}. Fix: add --tightening obbt "
+                         f"(tightening='obbt'), or leave out {flags}")
+    return {k: float(v) for k, v in given.items()}

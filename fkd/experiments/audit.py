@@ -22,9 +22,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from fkd.bounds import BoundMethod, DiffMode, as_net
+from fkd.bounds import BoundMethod, DiffMode, Tightening, as_net
 from fkd.bounds.agreement import certify_agreement
-from fkd.bounds.shared import ImageBounds
+from fkd.bounds.obbt import obbt_options
+from fkd.bounds.shared import ImageBounds, check_tightening
 from fkd.config import PAPER_EPS, Dataset, EpsUnits, parse
 from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, emplb, predict
 from fkd.networks import Loaded, load_network
@@ -45,7 +46,9 @@ class AuditConfig(StudyConfig):
     subset (``dataset``) or the user's images (``images``, a .npy (N, C, H, W) in [0, 1]; optional
     ``labels``, a .npy (N,) of class indices), at each eps read in ``units`` (``std``: the per-channel
     normalisation of the normalised reading; a dataset's own by default). FAITHUB by ``method`` in
-    each of ``modes``; ``agreement`` also certifies distillation agreement (MILP, ``time_limit`` s)."""
+    each of ``modes``, with ``tightening`` of the intermediate layers (None: lp for lp / milp; obbt
+    with ``obbt_limit`` seconds per MILP and ``obbt_budget`` CPU seconds per network, ``fkd.bounds.obbt``);
+    ``agreement`` also certifies distillation agreement (MILP, ``time_limit`` s)."""
     teacher: str
     student: str
     dataset: Dataset | None = None
@@ -62,6 +65,9 @@ class AuditConfig(StudyConfig):
     agreement: bool = True
     attack: Attack = PAPER_ATTACK
     seed: int = 0
+    tightening: Tightening | None = None
+    obbt_limit: float | None = None
+    obbt_budget: float | None = None
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.images is None):
@@ -81,6 +87,9 @@ class AuditConfig(StudyConfig):
         self._set(method=parse(BoundMethod, self.method))
         self._set(modes=tuple(parse(DiffMode, m) for m in self.modes))
         self._set(attack=as_attack(self.attack))
+        if self.tightening is not None:
+            self._set(tightening=check_tightening(self.method, self.tightening)[1])
+        obbt_options(self.tightening, self.obbt_limit, self.obbt_budget)
         eps = tuple(float(e) for e in self.eps) or tuple(e for e in PAPER_EPS.get(self.dataset, ()) if e > 0)
         if not eps or any(not 0.0 < e <= 1.0 for e in eps):
             raise ValueError(f"eps must be a non-empty list of radii in (0, 1] ({self.units.value} units), got {eps}")
@@ -96,6 +105,7 @@ class AuditConfig(StudyConfig):
                       "std": tuple(d["std"]) if d.get("std") else None})
 
     VARYING = ("eps", "n_images")  # may grow between invocations
+    OPTIONAL = ("tightening", "obbt_limit", "obbt_budget")
 
 
 def load_images(cfg: AuditConfig) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
@@ -182,7 +192,8 @@ def run_task(cfg: AuditConfig, position: int, eps: float) -> dict[str, Any]:
     g = task_generator(cfg.seed, "audit", eps, position)
     found = float(emplb(teacher, student, x0[None], r, cfg.attack, "both", g).value[0])
     agrees = bool(agreement(teacher, student, x0[None], r, cfg.attack, g)[0])
-    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit)
+    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening,
+                         **obbt_options(cfg.tightening, cfg.obbt_limit, cfg.obbt_budget))
     row: dict[str, Any] = {"image": ids[position], "eps": eps, "units": cfg.units.value, "eps_pixel": pixel_label(r),
                            "emplb": f"{found:.7g}", "empirical_agreement": int(agrees)}
     if y is not None:

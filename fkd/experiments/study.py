@@ -33,6 +33,9 @@ class StudyConfig:
 
     #: fields left out of the fingerprint: they may differ between invocations into one directory
     VARYING: ClassVar[tuple[str, ...]] = ()
+    #: fields added after runs were published: left out of the fingerprint while None (not set), so
+    #: a run made before they existed keeps its fingerprint
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
 
     def _set(self, **values: Any) -> None:
         """Normalise fields in ``__post_init__`` (the dataclass is frozen)."""
@@ -58,8 +61,9 @@ class StudyConfig:
         return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The fields the fingerprint hashes: ``to_dict`` less ``VARYING``."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.VARYING}
+        """The fields the fingerprint hashes: ``to_dict`` less ``VARYING`` and the unset ``OPTIONAL``."""
+        return {k: v for k, v in self.to_dict().items()
+                if k not in self.VARYING and not (k in self.OPTIONAL and v is None)}
 
     def fingerprint(self) -> str:
         """Hash of what decides a row's values.

@@ -20,6 +20,7 @@ import torch
 
 from fkd.bounds import BoundMethod, DiffMode, Tightening, as_net
 from fkd.bounds.agreement import certify_agreement
+from fkd.bounds.obbt import obbt_options
 from fkd.bounds.shared import ImageBounds, check_tightening
 from fkd.config import Dataset, Domain, EpsUnits, parse, resolve_model
 from fkd.metrics import PAPER_ATTACK, Attack, disagreement_point, emplb
@@ -62,6 +63,8 @@ class VerifyConfig(StudyConfig):
     units: EpsUnits | None = None
     domain: Domain = Domain.CLAMPED
     fp_margin: str = "derived"
+    obbt_limit: float | None = None
+    obbt_budget: float | None = None
 
     def __post_init__(self) -> None:
         d = self._dataset_units()
@@ -92,10 +95,12 @@ class VerifyConfig(StudyConfig):
             raise ValueError(f"time_limit and budget must be positive seconds, got {self.time_limit} and "
                              f"{self.budget}")
         check_tightening(self.method, self.tightening)
+        obbt_options(self.tightening, self.obbt_limit, self.obbt_budget)
 
     #: students, eps, shard and the image count may differ between invocations: a row depends on
     #: its image's position in the fixed subset only
     VARYING = ("students", "eps", "shard", "n_images")
+    OPTIONAL = ("obbt_limit", "obbt_budget")
 
     def fingerprint_fields(self) -> dict[str, Any]:
         keep = super().fingerprint_fields()
@@ -149,7 +154,8 @@ def run_task(cfg: VerifyConfig, position: int, eps: float) -> list[dict[str, Any
     r = radius(eps, cfg.units, cfg.dataset)  # the pixel radius, per channel where the std differs
     teacher, t_net = _nets(cfg.dataset, "rt", cfg.units)
     clamp = cfg.domain is Domain.CLAMPED
-    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget, clamp)
+    shared = ImageBounds(x0, r, cfg.method, cfg.solver, cfg.time_limit, cfg.tightening, cfg.budget, clamp,
+                         **obbt_options(cfg.tightening, cfg.obbt_limit, cfg.obbt_budget))
     rows = []
     for name in cfg.students:
         student, s_net = _nets(cfg.dataset, name, cfg.units)
@@ -231,7 +237,7 @@ def verify(cfg: VerifyConfig, out: Path | str, *, workers: int = 1, scheduler: s
     out = Path(out)
     models = {m: weights_sha256(cfg.dataset, m, cfg.units) for m in ("rt", *cfg.students)}
     with RunDir(out).hold(cfg.fingerprint(), cfg.to_dict(), "choose another --out (method, modes, solver, time "
-                          "limit, tightening, budget, attack, seed, units or domain differ)", models):
+                          "limit, tightening, its obbt settings, budget, attack, seed, units or domain differ)", models):
         provenance = record()
         tasks = [(p, e) for e in cfg.eps for p in cfg.images()]
         run_growing(_job, cfg, out, tasks, cfg.students, lambda t: _have(out, t), workers=workers,
