@@ -24,7 +24,8 @@ LAYERS = (
     ("experiments", 1, "fkd.experiments.*: runs that compute rows into a run directory"),
     ("package verbs", 1, "fkd (fkd/__init__.py): the paper's verbs, from the library and the experiments"),
     ("book", 2, "fkd.book.*: what the chapters call: readers, tables, plots, claims, widgets"),
-    ("cli", 3, "fkd.cli (argparse), fkd.commands (args -> config -> one call -> print), fkd.__main__"),
+    ("cli", 3, "fkd.cli and fkd.cli_* (argparse), fkd.commands and fkd.commands_* (args -> config -> one call -> "
+               "print), fkd.__main__"),
 )
 RANK = {name: rank for name, rank, _ in LAYERS}
 #: the certifier decides bounds on its own: the caller passes any attack point in
@@ -42,7 +43,7 @@ def layer(module: str) -> str:
     head = module.split(".")[1]
     if head in ("experiments", "book"):
         return head
-    if head in ("cli", "commands", "__main__"):
+    if head in ("cli", "commands", "__main__") or head.startswith(("cli_", "commands_")):
         return "cli"
     return "library"
 
