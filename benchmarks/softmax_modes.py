@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--n-images", type=int, default=5)
     ap.add_argument("--students", nargs="+", default=["fd"])
     ap.add_argument("--solver", default="auto")
-    ap.add_argument("--budget", type=float, default=5.0, help="seconds of MILP per (image, student) in softmax+milp")
+    ap.add_argument("--budget", type=float, default=5.0, help="CPU seconds of MILP per (image, student) in softmax+milp")
     ap.add_argument("--pieces", type=int, default=4)
     args = ap.parse_args()
     if args.zoo:

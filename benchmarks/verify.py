@@ -28,7 +28,8 @@ Configurations (teacher rt against each student):
                    ``milp-joint-softmax``); seconds include everything each builds on
 With ``--tightening obbt`` the milp-* configurations tighten the intermediate bounds of each network
 by LP and then MILPs of ``--obbt-limit`` seconds per still-unstable neuron within ``--obbt-budget``
-seconds per network (``fkd.bounds.obbt``), apart from ``--budget``.
+CPU seconds per network (``fkd.bounds.obbt``), apart from ``--budget`` (CPU seconds too,
+``fkd.bounds.budget``).
 Seconds: wall-clock (``median s``, ``mean s``) and this process's CPU seconds (``median CPU s``,
 ``time.process_time``, solvers included: they run in-process on one thread), per (image, student).
 Every logit bound is widened by the derived float32 margin (``fkd.bounds.fp.logit_margin``), as
@@ -119,11 +120,11 @@ def main() -> None:
     ap.add_argument("--n-solver-images", type=int, default=3, help=f"images for the solver-heavy configs {SOLVER}")
     ap.add_argument("--solver-students", nargs="+", default=None, help="students for lp-tight / milp-* (default all)")
     ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per MILP solve")
-    ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: seconds of solving per (image, student)")
+    ap.add_argument("--budget", type=float, default=2.0, help="ref-milp: CPU seconds of solving per (image, student)")
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--tightening", default=None, help="milp-*: none, lp, milp or obbt (default lp)")
     ap.add_argument("--obbt-limit", type=float, default=0.2, help="milp-* with obbt: seconds per tightening MILP")
-    ap.add_argument("--obbt-budget", type=float, default=None, help="milp-* with obbt: seconds of tightening per network")
+    ap.add_argument("--obbt-budget", type=float, default=None, help="milp-* with obbt: CPU seconds of tightening per network")
     ap.add_argument("--zoo", default=None, help="a zoo root laid out like zoo/ (default: the shipped zoo)")
     ap.add_argument("--goals", action="store_true", help="FD at eps 0.1 only, the configurations of the goals, "
                     "and the verdict against this reading's goal")
