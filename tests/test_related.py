@@ -17,7 +17,7 @@ def _emp(students, images, eps=(0.0, 0.1)):
                 rows.append({"dataset": "mnist", "teacher": "rt", "student": s, "method": s.split("-a")[0], "alpha": "",
                              "eps": e, "image": i, "metric": "correct", "value": ok, "steps": 50, "restarts": 5, "seed": 0})
                 if s != "rt":
-                    rows += [{**rows[-1], "metric": "agree", "value": 1.0},
+                    rows += [{**rows[-1], "metric": "agree", "value": float(i != 3)},
                              {**rows[-1], "metric": "emplb", "value": 0.1 * len(s) * e}]
     return pd.DataFrame(rows)
 
@@ -58,13 +58,16 @@ def test_runs_are_joined_on_the_images_both_evaluated(results):
 
 def test_overview_reads_certified_agreement_where_published(results):
     agr = pd.DataFrame([{"student": "fd-a0.5", "eps": 0.1, "image": i, "agreement": a}
-                        for i, a in enumerate(["certified", "certified", "unknown", "counterexample"])])
-    _write(results / "beyond" / "agreement-mnist", agr, "verify.csv", 4)
+                        for i, a in enumerate(["certified", "unknown", "counterexample"])])
+    _write(results / "beyond" / "agreement-mnist", agr, "verify.csv", 3)
     f = rel.overview(rel.related_runs("mnist", results))
-    assert f.loc["FD", "certified agreement"] == 50.0 and pd.isna(f.loc["KDIGA", "certified agreement"])
+    assert f.loc["FD", "certified agreement"] == pytest.approx(100 / 3, abs=1e-3) and pd.isna(f.loc["KDIGA", "certified agreement"])
     # EMPLB on the certified run's images (beside FAITHUB), not the empirical run's 0.1 * len * eps
     assert f.loc["KDIGA", "EMPLB"] == pytest.approx(0.01 * 10) and f.loc["SD", "clean acc."] == 50.0
     assert (f.EMPLB.dropna() <= f.FAITHUB.dropna()).all()
+    # empirical agreement beside certified on the same images: FD's on images 0-2, SD's on all four
+    assert f.loc["FD", "agreement"] == 100.0 and f.loc["SD", "agreement"] == 75.0
+    assert (f["certified agreement"].dropna() <= f.agreement[f["certified agreement"].notna()]).all()
     lines = rel.statements(f)
     assert any(line.startswith("EMPLB") and "best SD" in line and "KDIGA 3" in line for line in lines)
 

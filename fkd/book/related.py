@@ -177,9 +177,11 @@ def main_eps(dataset: Dataset | str) -> float:
 
 def overview(runs: RelatedRuns, eps: float | None = None):
     """One row per student at ``eps`` (default the main radius): clean and robust accuracy (%),
-    empirical agreement (%), mean EMPLB and mean FAITHUB (tight) on the same images (the certified
-    run's where there is one, so that EMPLB <= FAITHUB holds of the means too; else EMPLB over the
-    empirical run's), certified agreement (% certified, where published), and ECE of the student and its difference to the teacher's
+    empirical agreement (%) and certified agreement (% certified, where published) on the same images
+    (the certified agreement run's where the student has one, so that certified <= empirical holds;
+    else empirical over the empirical run's), mean EMPLB and mean FAITHUB (tight) on the same images
+    (the certified run's where there is one, so that EMPLB <= FAITHUB holds of the means too; else
+    EMPLB over the empirical run's), and ECE of the student and its difference to the teacher's
     (student - teacher, same points), clean and at the EMPLB points.
     Missing measurements are NaN."""
     import pandas as pd
@@ -195,9 +197,12 @@ def overview(runs: RelatedRuns, eps: float | None = None):
         frame["FAITHUB"] = c.groupby(c.student.map(label)).faithub_tight.mean()
         frame["EMPLB"] = c.groupby(c.student.map(label)).emplb.mean().reindex(frame.index).fillna(frame["EMPLB"])
     frame["certified agreement"] = float("nan")
-    if runs.agreement is not None:
+    if runs.agreement is not None:  # and empirical agreement on its images: certified <= empirical per student
         a = runs.agreement[runs.agreement.eps.astype(float).round(6) == round(eps, 6)]
         frame["certified agreement"] = (a.agreement == "certified").groupby(a.student.map(label)).mean() * 100
+        same = e[(e.metric == "agree") & (e.eps == round(eps, 6)) & e.image.isin(set(a.image))]
+        same = same[same.student.isin(set(a.student))].groupby("who").value.mean() * 100
+        frame["agreement"] = same.reindex(frame.index).fillna(frame["agreement"])
     t = ece_overview(runs) if runs.calibration is not None else None
     for point in ("clean", "emplb"):
         frame[f"ECE {point}"] = frame[f"ECE diff {point}"] = float("nan")
