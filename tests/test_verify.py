@@ -104,7 +104,8 @@ def _rows(gen):
 
 
 def test_table2_is_the_mean_and_std_of_the_rows_beside_the_paper(pinned):
-    from fkd.book.tables import paper_table, table2
+    from fkd.book.paper_numbers import paper_table
+    from fkd.book.tables import table2
     rows = _rows(pinned)
     t = table2(rows, "mnist", "paper")
     assert len(t) == 2 * 2 * 2 and set(t.bound) == {"EMPLB", "FAITHUB"} and (t.n == 7).all()
