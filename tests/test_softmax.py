@@ -277,7 +277,7 @@ def test_solver_incumbents_forwarded_through_torch_never_exceed_the_bounds(pinne
 
 def test_public_entry_points_take_the_new_modes(pinned):
     from fkd.bounds import faithub, logit_diff_bounds
-    from fkd.experiments.verify import VerifyConfig
+    from fkd.experiments.verify_config import VerifyConfig
 
     teacher, student = _pair(pinned)
     x0 = torch.rand((1, 4, 4), generator=pinned)

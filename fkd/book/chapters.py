@@ -87,8 +87,8 @@ class Experiment:
                            n_images=self.n_images, seed=self.seed, units=self.units)
 
     def verify_config(self):
-        """The certified run (Table 2, Figures 2 and 3): ``fkd.experiments.verify.VerifyConfig``."""
-        from fkd.experiments.verify import VerifyConfig
+        """The certified run (Table 2, Figures 2 and 3): ``fkd.experiments.verify_config.VerifyConfig``."""
+        from fkd.experiments.verify_config import VerifyConfig
 
         return VerifyConfig(dataset=self.dataset, students=self.students, eps=self.eps, n_images=max(self.n_verify, 1),
                             method=self.bound_method, seed=self.seed, units=self.units)
