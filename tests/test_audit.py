@@ -151,7 +151,8 @@ def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monk
     from fkd.experiments import verify as verify_mod
     from fkd.experiments.verify_config import VerifyConfig
     from fkd.data import eval_subset
-    from fkd.metrics import PAPER_ATTACK, emplb
+    from fkd.empirical_bound import emplb
+    from fkd.metrics import PAPER_ATTACK
     from fkd.experiments.runner import task_generator
     from fkd.units import radius
 
@@ -166,7 +167,7 @@ def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monk
         assert a["image"] == v["image"]
         for mode in ("paper", "tight"):
             assert float(a[f"faithub_{mode}"]) == pytest.approx(float(v[f"faithub_{mode}"]), rel=1e-6, abs=1e-9)
-        # EMPLB: verify's attack (fkd.metrics.emplb, both objectives) from the audit's own random starts
+        # EMPLB: verify's attack (fkd.empirical_bound.emplb, both objectives) from the audit's own random starts
         # gives the audit's value exactly, and verify's starts land close to it
         p, e = [(p, e) for e in eps for p in range(3)][rows.index(a)]
         x0 = eval_subset("mnist", 3)[0][p]

@@ -16,7 +16,8 @@ from fkd.bounds.shared import ImageBounds
 from fkd.bounds.softmax import SoftmaxBounds, softmax_faithub
 from fkd.bounds.softmax_modes import softmax_pair
 from fkd.bounds.solvers import open_session
-from fkd.metrics import Attack, confidence_gap, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack, confidence_gap
 from test_bounds import _ball_samples, _grid_delta, _gurobi_usable, _mlp, _toy_pair
 from test_program import _assignment, _pgd_points
 

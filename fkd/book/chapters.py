@@ -246,7 +246,7 @@ def one_image(dataset: Dataset | str = "mnist", student: str = "sd", position: i
 
     from fkd.bounds import faithub
     from fkd.data import eval_subset
-    from fkd.metrics import emplb
+    from fkd.empirical_bound import emplb
     from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)

@@ -22,7 +22,8 @@ from fkd.bounds.agreement import certify_agreement
 from fkd.bounds.obbt import obbt_options
 from fkd.bounds.shared import ImageBounds
 from fkd.config import Dataset, Domain, EpsUnits, resolve_model
-from fkd.metrics import disagreement_point, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import disagreement_point
 from fkd.experiments.runner import RunDir, check_out, merge_part, read_part, run_growing, task_generator, write_csv_atomic
 from fkd.experiments.verify_config import VerifyConfig
 from fkd.units import pixel_label, radius
