@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fkd.bounds import as_net, faithub, output_bounds  # noqa: E402
 from fkd.bounds.network import ReLU  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
-from fkd.metrics import Attack, emplb  # noqa: E402
+from fkd.empirical_bound import emplb  # noqa: E402
+from fkd.metrics import Attack  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 
 STAGES = [  # (label, method, tightening)

@@ -4,7 +4,7 @@ EMPLB (section 4.1) is the largest confidence gap ||f_t(x) - f_s(x)||_inf that P
 ball; a weak attack would make FAITHUB / EMPLB look loose for the wrong reason. This script runs, on
 the same images and seeds in one process:
 
-    emplb    fkd.metrics.emplb, strategy ``both`` (the paper's inf-norm objective and the 2K signed
+    emplb    fkd.empirical_bound.emplb, strategy ``both`` (the paper's inf-norm objective and the 2K signed
              per-class objectives), PGD-50 x 5, step 2.5 eps / 50: what every published row uses;
     strong   APGD (``fkd.attacks.apgd``; Croce and Hein, 2020: step 2 eps halved at checkpoints
              when progress stalls, restarting from the best point; momentum 0.75) for 200 steps x 20 restarts on the same
@@ -30,7 +30,8 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fkd.attacks import ConfidenceGap, apgd  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
-from fkd.metrics import confidence_gap, emplb  # noqa: E402
+from fkd.empirical_bound import emplb  # noqa: E402
+from fkd.metrics import confidence_gap  # noqa: E402
 from fkd.units import radius  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 

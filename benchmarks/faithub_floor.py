@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fkd.attacks import forward, pgd  # noqa: E402
 from fkd.bounds import softmax_bounds  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
-from fkd.metrics import Attack, emplb  # noqa: E402
+from fkd.empirical_bound import emplb  # noqa: E402
+from fkd.metrics import Attack  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 
 

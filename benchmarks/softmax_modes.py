@@ -60,7 +60,8 @@ def main() -> None:
     from fkd.bounds.softmax import softmax_faithub
     from fkd.bounds.softmax_modes import softmax_pair
     from fkd.data import eval_subset
-    from fkd.metrics import Attack, emplb
+    from fkd.empirical_bound import emplb
+    from fkd.metrics import Attack
     from fkd.units import radius
     from fkd.zoo import load_model
 

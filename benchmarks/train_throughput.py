@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fkd.config import train_config  # noqa: E402
+from fkd.train_config import train_config  # noqa: E402
 from fkd.data import data_dir, load_split  # noqa: E402
 from fkd.models import make_model  # noqa: E402
 from fkd.train import TrainData, train  # noqa: E402

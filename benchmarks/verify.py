@@ -41,7 +41,7 @@ median <= 10 s per (image, student); the paper's reading (``--zoo zoo
 --eps-units normalised``), FD at eps 0.1: <= 1.5 at a median <= 2 s.
 The ref-* configurations share the teacher's refined bounds between the students of an image (as
 an evaluation does); its cost is charged to the first student that needs it.
-EMPLB: ``fkd.metrics.emplb(strategy="both")`` with PGD-50 x 5 (the paper's attack), seed 0.
+EMPLB: ``fkd.empirical_bound.emplb(strategy="both")`` with PGD-50 x 5 (the paper's attack), seed 0.
 
     python benchmarks/verify.py [--n-images 20] [--eps 0.025 0.05 0.1] [--students sd ard rslad fd]
         [--configs ...] [--n-solver-images 3] [--time-limit 1] [--budget 2] [--zoo DIR] [--goals]
@@ -68,7 +68,8 @@ from fkd.bounds.milp import build_program, solve_linear  # noqa: E402
 from fkd.bounds.shared import ImageBounds  # noqa: E402
 from fkd.bounds.solvers import Status  # noqa: E402
 from fkd.data import eval_subset  # noqa: E402
-from fkd.metrics import Attack, emplb  # noqa: E402
+from fkd.empirical_bound import emplb  # noqa: E402
+from fkd.metrics import Attack  # noqa: E402
 from fkd.units import radius  # noqa: E402
 from fkd.zoo import load_model  # noqa: E402
 

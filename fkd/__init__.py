@@ -1,7 +1,7 @@
 """fkd: faithful knowledge distillation, as an executable book.
 
 The paper's verbs, from the library (``fkd.zoo``, ``fkd.data``, ``fkd.attacks``, ``fkd.metrics``,
-``fkd.bounds``, ``fkd.train``) and the experiments (``fkd.experiments``)::
+``fkd.empirical_bound``, ``fkd.bounds``, ``fkd.train``) and the experiments (``fkd.experiments``)::
 
     teacher, student = fkd.load_model("mnist", "rt"), fkd.load_model("mnist", "fd")
     x, y, idx = fkd.eval_subset("mnist", n=100)
@@ -15,7 +15,8 @@ from .bounds.delta import faithub
 from .data import eval_subset
 from .experiments.evaluate import evaluate
 from .experiments.verify import verify
-from .metrics import agreement, emplb
+from .empirical_bound import emplb
+from .metrics import agreement
 from .train import train
 from .zoo import list_zoo, load_model
 

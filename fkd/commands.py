@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from fkd.cli_options import csv_list, read_std
-from fkd.config import parse_eps, train_config
+from fkd.config import parse_eps
+from fkd.train_config import train_config
 
 
 def cmd_train(args: argparse.Namespace) -> int:

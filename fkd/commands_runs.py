@@ -72,7 +72,8 @@ def cmd_attack_study(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """EMPLB and FAITHUB per image, student and eps (resumable, shardable); --merge joins shards."""
-    from fkd.experiments.verify import VerifyConfig, merge, parse_shard, restore, verify
+    from fkd.experiments.verify import merge, restore, verify
+    from fkd.experiments.verify_config import VerifyConfig, parse_shard
 
     if args.restore:
         print(f"{restore(args.restore, args.out)} part files restored from {args.restore} into {args.out}")

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Dataset, EpsUnits, Method, model_name, parse, train_config
+from .config import Dataset, EpsUnits, Method, model_name, parse
 from .data import eval_subset, load_split, to_float
 from .models import _mlp, build
 from .paths import is_packaged_zoo, user_zoo_dir
+from .train_config import train_config
 from .zoo import load_from, save_model, with_ext, zoo_dir
 
 

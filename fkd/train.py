@@ -22,12 +22,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .attacks import pgd
-from .config import Dataset, Method, TrainConfig
+from .config import Dataset, Method
 from .data import load_split, to_float
 from .losses import Logits, get_method, input_gradient
 from .metrics import clean_accuracy
 from .models import INPUT_SHAPE, architecture, build, fold_input_affine
 from .provenance import record
+from .train_config import TrainConfig
 from .units import MEAN, STD, Radius, positive, radius, scaled
 
 CHECKPOINT = "checkpoint.pt"

@@ -59,7 +59,8 @@ def test_outcomes_match_a_dense_grid(pair, attack):
 def test_verify_adds_agreement_and_the_table_sandwiches_it(tmp_path):
     from fkd.experiments.evaluate import eval_config, evaluate
     from fkd.book.tables import agreement_table
-    from fkd.experiments.verify import VerifyConfig, verify
+    from fkd.experiments.verify import verify
+    from fkd.experiments.verify_config import VerifyConfig
 
     cfg = VerifyConfig("mnist", ("sd", "fd"), (0.05,), 4, agreement=True, time_limit=20)
     rows = verify(cfg, tmp_path / "v", progress=False)

@@ -180,7 +180,7 @@ def test_apgd_stays_in_the_ball_per_channel_and_scores_its_point(pinned, clamp):
 def test_strong_emplb_is_never_below_both_and_never_above_faithub():
     from fkd.bounds import faithub
     from fkd.data import eval_subset
-    from fkd.metrics import emplb
+    from fkd.empirical_bound import emplb
     from fkd.zoo import load_model
 
     x, _, _ = eval_subset("mnist", 4)

@@ -149,8 +149,10 @@ def test_bad_files_and_mismatched_pairs_get_clear_errors(tmp_path, pair_files):
 
 def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monkeypatch):
     from fkd.experiments import verify as verify_mod
+    from fkd.experiments.verify_config import VerifyConfig
     from fkd.data import eval_subset
-    from fkd.metrics import PAPER_ATTACK, emplb
+    from fkd.empirical_bound import emplb
+    from fkd.metrics import PAPER_ATTACK
     from fkd.experiments.runner import task_generator
     from fkd.units import radius
 
@@ -159,13 +161,13 @@ def test_audit_rows_match_verify_on_the_same_networks(pair_files, tmp_path, monk
     cfg = AuditConfig(str(pair_files["teacher"]), str(pair_files["student"]), dataset="mnist", eps=eps,
                       units="normalised", n_images=3, agreement=False)
     rows = [run_task(cfg, p, e) for e in eps for p in range(3)]
-    vcfg = verify_mod.VerifyConfig("mnist", ("fd",), eps, 3, units="normalised")
+    vcfg = VerifyConfig("mnist", ("fd",), eps, 3, units="normalised")
     ref = [verify_mod.run_task(vcfg, p, e)[0] for e in eps for p in range(3)]
     for a, v in zip(rows, ref):
         assert a["image"] == v["image"]
         for mode in ("paper", "tight"):
             assert float(a[f"faithub_{mode}"]) == pytest.approx(float(v[f"faithub_{mode}"]), rel=1e-6, abs=1e-9)
-        # EMPLB: verify's attack (fkd.metrics.emplb, both objectives) from the audit's own random starts
+        # EMPLB: verify's attack (fkd.empirical_bound.emplb, both objectives) from the audit's own random starts
         # gives the audit's value exactly, and verify's starts land close to it
         p, e = [(p, e) for e in eps for p in range(3)][rows.index(a)]
         x0 = eval_subset("mnist", 3)[0][p]

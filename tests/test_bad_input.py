@@ -8,8 +8,9 @@ from torch import nn
 from fkd.cli import main
 from fkd.bounds import as_net, faithub, logit_diff_bounds, output_bounds
 from fkd.bounds.shared import ImageBounds
-from fkd.metrics import Attack, agreement, emplb, robust_correct
-from fkd.experiments.verify import VerifyConfig
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack, agreement, robust_correct
+from fkd.experiments.verify_config import VerifyConfig
 
 ATTACK = Attack(2, 1)
 

@@ -18,7 +18,8 @@ from fkd.bounds.interval import input_box
 from fkd.bounds.milp import build_program, solve_linear
 from fkd.bounds.network import lower
 from fkd.bounds.solvers import open_session
-from fkd.metrics import Attack, confidence_gap, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack, confidence_gap
 
 METHODS = ["interval", "crown", "lp", "milp"]
 

@@ -129,7 +129,7 @@ def test_train_never_overwrites_a_model_of_another_config(tmp_path, capsys):
     """A finished model of the same config is kept (nothing retrained); one of another config is
     refused without --force, naming what differs."""
     from fkd.cli import main
-    from fkd.config import train_config
+    from fkd.train_config import train_config
 
     stem = tmp_path / "mnist" / "sd-a0.5"
     stem.parent.mkdir(parents=True)
@@ -151,7 +151,7 @@ def test_a_student_is_saved_under_its_own_name_and_its_teacher_is_left_alone(tmp
     import importlib
 
     from fkd.cli import main
-    from fkd.config import train_config
+    from fkd.train_config import train_config
     from fkd.models import architecture, make_model
     from fkd.train import TrainResult
     from fkd.zoo import save_model

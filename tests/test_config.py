@@ -1,6 +1,7 @@
 import pytest
 
-from fkd.config import PAPER_HPARAMS, Dataset, Method, Profile, TrainConfig, parse, train_config
+from fkd.config import PAPER_HPARAMS, Dataset, Method, Profile, parse
+from fkd.train_config import TrainConfig, train_config
 
 
 def test_parse_aliases_and_enums():

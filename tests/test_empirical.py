@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
-from fkd.metrics import AgreementAttack, Attack, EmplbStrategy, agreement, confidence_gap, emplb, fidelity, robust_correct
+from fkd.empirical_bound import EmplbStrategy, emplb
+from fkd.metrics import AgreementAttack, Attack, agreement, confidence_gap, fidelity, robust_correct
 from fkd.models import make_model
 
 

@@ -8,7 +8,8 @@ from fkd.cli import main
 from fkd.experiments.attack_study import AttackStudyConfig, attack_strength, plateau_summary, table3_study
 from fkd.experiments.evaluate import COLUMNS, EvalConfig, eval_config, evaluate, load_results, plan
 from fkd.metrics import Attack
-from fkd.book.tables import emplb_table, paper_table, table1, table3
+from fkd.book.paper_numbers import paper_table
+from fkd.book.tables import emplb_table, table1, table3
 
 SMALL = dict(students=("sd", "fd"), eps=(0.0, 0.1), n_images=8, attack=Attack(3, 1), chunk_size=4)
 

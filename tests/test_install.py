@@ -128,7 +128,7 @@ def test_outside_a_checkout_data_checkpoints_and_training_go_to_the_users_cache(
     """Outside a checkout (as from a wheel): data, checkpoints and trained models default to
     $XDG_CACHE_HOME/fkd; the zoo is the packaged one, which training never writes, even with force."""
     from fkd import paths
-    from fkd.config import train_config
+    from fkd.train_config import train_config
     from fkd.experiments.zoo_training import plan_training
 
     shipped = tmp_path / "site" / "fkd" / "_zoo"

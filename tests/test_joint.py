@@ -7,7 +7,8 @@ from fkd.bounds import as_net, faithub
 from fkd.bounds.joint import CrossBounds, cross_bounds, joint_faithub, joint_net
 from fkd.bounds.network import Net
 from fkd.bounds.refine import DiffBounds
-from fkd.metrics import Attack, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack
 from test_bounds import _grid_delta, _mlp, _toy_pair
 
 X0 = torch.tensor([[[0.3, 0.55]]])

@@ -17,7 +17,8 @@ from fkd.bounds.milp import Relax, build_program, tighten
 from fkd.bounds.network import apply
 from fkd.bounds.obbt import obbt, tightened_layers
 from fkd.bounds.shared import ImageBounds
-from fkd.metrics import Attack, confidence_gap, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack, confidence_gap
 from test_bounds import _ball_samples, _gurobi_usable, _mlp
 from test_program import _check_contains, _pgd_points
 

@@ -12,7 +12,7 @@ import pytest
 from fkd.bounds.obbt import obbt_options
 from fkd.cli import build_parser, main
 from fkd.experiments.audit import AuditConfig
-from fkd.experiments.verify import VerifyConfig
+from fkd.experiments.verify_config import VerifyConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 SMALL = {"dataset": "mnist", "students": ("fd",), "eps": (0.1,), "n_images": 1, "method": "lp"}

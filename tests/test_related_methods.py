@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fkd.config import (PAPER_HPARAMS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Method, TrainConfig,
-                        model_name, resolve_model, train_config)
+from fkd.config import PAPER_HPARAMS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Method, model_name, resolve_model
+from fkd.train_config import TrainConfig, train_config
 from fkd.losses import Logits, get_method, gradient_alignment, input_gradient, kl, virtual_teacher
 
 RELATED = (Method.KDIGA, Method.TFKD, Method.FDBOTH)

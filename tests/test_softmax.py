@@ -16,7 +16,8 @@ from fkd.bounds.shared import ImageBounds
 from fkd.bounds.softmax import SoftmaxBounds, softmax_faithub
 from fkd.bounds.softmax_modes import softmax_pair
 from fkd.bounds.solvers import open_session
-from fkd.metrics import Attack, confidence_gap, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack, confidence_gap
 from test_bounds import _ball_samples, _grid_delta, _gurobi_usable, _mlp, _toy_pair
 from test_program import _assignment, _pgd_points
 
@@ -277,7 +278,7 @@ def test_solver_incumbents_forwarded_through_torch_never_exceed_the_bounds(pinne
 
 def test_public_entry_points_take_the_new_modes(pinned):
     from fkd.bounds import faithub, logit_diff_bounds
-    from fkd.experiments.verify import VerifyConfig
+    from fkd.experiments.verify_config import VerifyConfig
 
     teacher, student = _pair(pinned)
     x0 = torch.rand((1, 4, 4), generator=pinned)

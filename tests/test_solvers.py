@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from fkd.bounds.milp import Program
-from fkd.bounds.solvers import InfeasibleProgram, Status, dual_bound, open_session, safe_lp_bound
+from fkd.bounds.dual import dual_bound, safe_lp_bound
+from fkd.bounds.solvers import InfeasibleProgram, Status, open_session
 
 
 def _program(a, lo, hi, lb, ub) -> Program:

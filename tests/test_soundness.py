@@ -4,7 +4,8 @@ import torch
 
 from fkd.bounds import DiffBounds, as_net, faithub, faithub_refined
 from fkd.data import eval_subset
-from fkd.metrics import Attack, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import Attack
 from fkd.zoo import load_model
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fkd.config import train_config
+from fkd.train_config import train_config
 from fkd.train import TrainData, _augment, train
 
 REPO = Path(__file__).resolve().parent.parent

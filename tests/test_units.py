@@ -9,8 +9,9 @@ from torch import nn
 from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
 from fkd.bounds import bounds, faithub, output_bounds
 from fkd.bounds.interval import input_box
-from fkd.config import Dataset, EpsUnits, parse, train_config
-from fkd.metrics import emplb
+from fkd.config import Dataset, EpsUnits, parse
+from fkd.train_config import train_config
+from fkd.empirical_bound import emplb
 from fkd.units import STD, as_tensor, channels, pixel_label, positive, radius
 
 

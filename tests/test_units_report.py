@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fkd.book.tables import paper_table
+from fkd.book.paper_numbers import paper_table
 from fkd.config import Dataset
 from fkd.book.units_report import cells, shares
 

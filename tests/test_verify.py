@@ -8,7 +8,8 @@ import pytest
 
 from fkd.cli import main
 from fkd.metrics import Attack
-from fkd.experiments.verify import VerifyConfig, merge, parse_shard, verify
+from fkd.experiments.verify import merge, verify
+from fkd.experiments.verify_config import VerifyConfig, parse_shard
 
 BASE = dict(dataset="mnist", students=("sd", "fd"), eps=(0.025, 0.1), n_images=5, attack=Attack(5, 1))
 
@@ -104,7 +105,8 @@ def _rows(gen):
 
 
 def test_table2_is_the_mean_and_std_of_the_rows_beside_the_paper(pinned):
-    from fkd.book.tables import paper_table, table2
+    from fkd.book.paper_numbers import paper_table
+    from fkd.book.tables import table2
     rows = _rows(pinned)
     t = table2(rows, "mnist", "paper")
     assert len(t) == 2 * 2 * 2 and set(t.bound) == {"EMPLB", "FAITHUB"} and (t.n == 7).all()
@@ -180,7 +182,7 @@ def test_rows_name_their_units_and_domain(tmp_path):
 def test_a_run_with_the_constant_float_margin_is_restored_but_never_grown(tmp_path):
     """Published rows computed with the constant 1e-5 margin keep their fingerprint when restored; a
     run of today's bounds (the derived margin) refuses to mix its rows into them, naming fp_margin."""
-    from fkd.experiments.verify import VerifyConfig, restore, verify
+    from fkd.experiments.verify import restore, verify
 
     published = Path(__file__).resolve().parent.parent / "results" / "pixel" / "certified" / "mnist"
     meta = json.loads((published / "config.json").read_text())

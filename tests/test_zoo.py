@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from fkd import load_model
-from fkd.config import PAPER_HPARAMS, Dataset, Method, TrainConfig, train_config
+from fkd.config import PAPER_HPARAMS, Dataset, Method
+from fkd.train_config import TrainConfig, train_config
 from fkd.data import load_split
 from fkd.losses import get_method
 from fkd.metrics import clean_accuracy

@@ -87,8 +87,8 @@ class Experiment:
                            n_images=self.n_images, seed=self.seed, units=self.units)
 
     def verify_config(self):
-        """The certified run (Table 2, Figures 2 and 3): ``fkd.experiments.verify.VerifyConfig``."""
-        from fkd.experiments.verify import VerifyConfig
+        """The certified run (Table 2, Figures 2 and 3): ``fkd.experiments.verify_config.VerifyConfig``."""
+        from fkd.experiments.verify_config import VerifyConfig
 
         return VerifyConfig(dataset=self.dataset, students=self.students, eps=self.eps, n_images=max(self.n_verify, 1),
                             method=self.bound_method, seed=self.seed, units=self.units)
@@ -246,7 +246,7 @@ def one_image(dataset: Dataset | str = "mnist", student: str = "sd", position: i
 
     from fkd.bounds import faithub
     from fkd.data import eval_subset
-    from fkd.metrics import emplb
+    from fkd.empirical_bound import emplb
     from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)

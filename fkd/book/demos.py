@@ -2,7 +2,7 @@
 
 The book's chapters on distillation (section 2) and on faithful distillation (section 5) call these:
 every number comes from the shipped zoo and the loss registry (``fkd.losses``), with the training
-PGD of each method (``fkd.config.train_config``), seeded by an explicit ``torch.Generator``.
+PGD of each method (``fkd.train_config.train_config``), seeded by an explicit ``torch.Generator``.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from fkd.attacks import pgd
-from fkd.config import Dataset, Method, parse, train_config
+from fkd.config import Dataset, Method, parse
+from fkd.train_config import train_config
 from fkd.units import default_units, radius
 from fkd.losses import Logits, get_method
 from fkd.experiments.runner import torch_threads

@@ -33,7 +33,7 @@ def domain_table(dataset: Dataset | str, results: Path | str = RESULTS, mode: st
     """
     import pandas as pd
 
-    from fkd.book.tables import _paper_column, paper_faithub
+    from fkd.book.paper_numbers import _paper_column, paper_faithub
 
     d = parse(Dataset, dataset)
     reading = domain_reading(d, results)

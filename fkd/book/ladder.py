@@ -50,7 +50,7 @@ def ladder(dataset: Dataset | str = "mnist", student: str = "fd", position: int 
     import torch
 
     from fkd.data import eval_subset
-    from fkd.metrics import emplb
+    from fkd.empirical_bound import emplb
     from fkd.zoo import load_model
 
     d = parse(Dataset, dataset)

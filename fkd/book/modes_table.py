@@ -43,7 +43,7 @@ def modes_table(rows, dataset: Dataset | str):
     """
     import pandas as pd
 
-    from fkd.book.tables import _paper_column, paper_faithub
+    from fkd.book.paper_numbers import _paper_column, paper_faithub
 
     d = parse(Dataset, dataset)
     modes = [m for m in MODES if f"faithub_{m}" in rows.columns]

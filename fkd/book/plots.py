@@ -167,7 +167,7 @@ def student_label(name: str, among=()) -> str:
 
 
 def _student_order(name: str) -> tuple[int, str]:
-    from fkd.book.tables import ORDER
+    from fkd.book.paper_numbers import ORDER
 
     head = name.split("-a")[0].upper()
     return (ORDER.index(head) if head in ORDER else len(ORDER), name)

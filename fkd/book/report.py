@@ -54,7 +54,7 @@ def _row(claim: str, dataset: Dataset | str, held: int, total: int, detail: str,
 
 def _student_means(rows, metric_col: str):
     """Mean of ``metric_col`` per (eps, paper student name) over images, paper's students only."""
-    from fkd.book.tables import _paper_column
+    from fkd.book.paper_numbers import _paper_column
 
     d = parse(Dataset, rows.dataset.iloc[0])
     r = rows.assign(column=[_paper_column(d, s) for s in rows.student])

@@ -168,7 +168,7 @@ def side_by_side(dataset: Dataset | str, student: str = "fd", results: Path | st
     import pandas as pd
 
     from fkd.config import model_name, resolve_model
-    from fkd.book.tables import _paper_column
+    from fkd.book.paper_numbers import _paper_column
 
     d = parse(Dataset, dataset)
     name = model_name(*resolve_model(d, student))

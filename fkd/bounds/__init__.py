@@ -12,7 +12,7 @@ Methods, loosest to tightest (each result is intersected with the previous stage
 progressive LP tightening) -> ``milp`` (exact big-M MILP per logit). Every returned bound is
 widened outward per logit by ``fp.logit_margin`` (the rigorous float32 forward error of the network
 over the input box, at least ``FP_MARGIN``; a difference z_j - z_i by both logits' margins); solver
-bounds also carry the solver margin of ``solvers.SOLVER_ABS_TOL``.
+bounds also carry the solver margin of ``dual.SOLVER_ABS_TOL``.
 """
 from .delta import Faithub, faithub
 from .interval import Box

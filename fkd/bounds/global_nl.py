@@ -28,7 +28,8 @@ from .interval import input_box, project
 from .joint import joint_net
 from .fp import logit_margin, pair_margin
 from .network import FP_MARGIN, Affine, Net, ReLU
-from .solvers import SOLVER_ABS_TOL, SolverUnavailable
+from .dual import SOLVER_ABS_TOL
+from .solvers import SolverUnavailable
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,11 @@ bound on the maximum:
 - a MILP returns the solver's proven dual bound (Gurobi ``ObjBound``, HiGHS ``mip_dual_bound``),
   never the incumbent, whether it finished (``optimal``: the dual bound is within the MIP gap
   tolerance of the incumbent, and still above the true maximum) or hit the time limit;
-- an LP returns a bound computed by us from the solver's dual vector y, not the solver's objective
-  value (``dual_bound``, Neumaier and Shcherbina 2004): for *any* y, max c^T v over the program is
-  at most sum_j max(y_j lo_j, y_j hi_j) over the rows plus sum_i max(r_i lb_i, r_i ub_i) over the
-  variable box, r = c - A^T y, so the bound holds whatever the solver's feasibility and optimality
-  tolerances; it is taken for y and -y (either sign convention) and the smaller kept. An LP that
-  did not reach optimality gives no bound (``failed``);
-- every bound is widened by ``SOLVER_ABS_TOL + SOLVER_REL_TOL * |bound|``: for the LP bound it
-  covers the float64 rounding of the sums above, for a MILP's dual bound the solver's
-  tolerances. The MIP gap tolerances need no margin because the dual bound, not the incumbent,
-  is returned;
+- an LP returns a bound computed by us from the solver's dual vector, not the solver's objective
+  value (``fkd.bounds.dual.safe_lp_bound``), so it holds whatever the solver's tolerances. An LP
+  that did not reach optimality gives no bound (``failed``);
+- every bound is widened by the margin of ``fkd.bounds.dual.widen``. The MIP gap tolerances need
+  no margin because the dual bound, not the incumbent, is returned;
 - an infeasible program raises ``InfeasibleProgram``: the ball is never empty, so an earlier
   bound the program was built from must be wrong.
 
@@ -38,12 +33,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .dual import safe_lp_bound, widen
+
 if TYPE_CHECKING:
     from .milp import Program
-
-#: Absolute and relative widening of every bound read from a solver (see the module docstring).
-SOLVER_ABS_TOL = 1e-5
-SOLVER_REL_TOL = 1e-6
 
 #: Gurobi error codes that mean "this Gurobi cannot solve it" (size limit, no licence, expired).
 _GUROBI_LICENCE_ERRORS = {10009, 10010}
@@ -81,31 +74,6 @@ class InfeasibleProgram(RuntimeError):
     from excludes a real point of the ball. A bug by definition; never kept as a bound."""
 
 
-def dual_bound(program: "Program", cost: np.ndarray, y: np.ndarray) -> float:
-    """A sound upper bound on max cost @ v over ``program``'s LP relaxation from any row multipliers
-    y (m,) (Neumaier and Shcherbina 2004): cost @ v = y @ (a v) + r @ v with r = cost - a^T y, and
-    y_j (a v)_j <= max(y_j lo_j, y_j hi_j), r_i v_i <= max(r_i lb_i, r_i ub_i). A multiplier whose
-    needed row side is infinite is set to 0. Holds for every y; tight for the optimal dual.
-
-    Returns:
-        The bound (float64; +inf if a variable with r_i != 0 has an infinite bound).
-    """
-    y = np.asarray(y, dtype=float).copy()
-    lo, hi = program.row_lo, program.row_hi
-    y[(y > 0) & ~np.isfinite(hi)] = 0.0
-    y[(y < 0) & ~np.isfinite(lo)] = 0.0
-    rows = np.where(y > 0, y * np.where(np.isfinite(hi), hi, 0.0), y * np.where(np.isfinite(lo), lo, 0.0)).sum()
-    r = np.asarray(cost, dtype=float) - program.a.T @ y
-    with np.errstate(invalid="ignore"):  # 0 * inf: a variable the bound does not use
-        box = np.where(r == 0, 0.0, np.maximum(r * program.lb, r * program.ub))
-    return float(rows + box.sum())
-
-
-def safe_lp_bound(program: "Program", cost: np.ndarray, y: np.ndarray) -> float:
-    """``dual_bound`` for y and for -y (whichever sign convention the solver reports), the smaller."""
-    return min(dual_bound(program, cost, y), dual_bound(program, cost, -np.asarray(y, dtype=float)))
-
-
 class Session(Protocol):
     solver: str
 
@@ -114,11 +82,6 @@ class Session(Protocol):
     def solution(self) -> np.ndarray | None:
         """The best feasible point (n,) of the last maximisation, None if there is none (a
         witness to check, e.g. by a forward pass; never a bound)."""
-
-
-def widen(value: float) -> float:
-    """The solver bound ``value`` widened upward by the documented safety margin."""
-    return value + SOLVER_ABS_TOL + SOLVER_REL_TOL * abs(value)
 
 
 def _infeasible(solver: str) -> InfeasibleProgram:

@@ -14,7 +14,8 @@ import torch
 
 from fkd.config import Dataset, EpsUnits, eps_label, parse, resolve_model
 from fkd.experiments.study import StudyConfig, zoo_students
-from fkd.metrics import Attack, EmplbStrategy, emplb
+from fkd.empirical_bound import EmplbStrategy, emplb
+from fkd.metrics import Attack
 from fkd.units import pixel_label, radius
 
 STEPS = (1, 5, 10, 25, 50, 100, 200)

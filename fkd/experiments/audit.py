@@ -27,7 +27,8 @@ from fkd.bounds.agreement import certify_agreement
 from fkd.bounds.obbt import obbt_options
 from fkd.bounds.shared import ImageBounds, check_tightening
 from fkd.config import PAPER_EPS, Dataset, EpsUnits, parse
-from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, emplb, predict
+from fkd.empirical_bound import emplb
+from fkd.metrics import PAPER_ATTACK, Attack, agreement, disagreement_point, predict
 from fkd.networks import Loaded, load_network
 from fkd.onnx_import import NetworkFileError
 from fkd.experiments.study import StudyConfig, as_attack

@@ -4,7 +4,7 @@ The paper calls a student *relatively calibrated* to its teacher when their conf
 the data (section 3). Classical calibration asks whether a model's confidence matches its accuracy.
 This module measures the second for teacher and student side by side, at the same points: the
 clean test images and each (teacher, student) pair's EMPLB point (the point where PGD found the
-largest ||f_t - f_s||_inf, ``fkd.metrics.emplb``), so a student that is faithful there should also
+largest ||f_t - f_s||_inf, ``fkd.empirical_bound.emplb``), so a student that is faithful there should also
 be about as calibrated as its teacher there.
 
 Expected calibration error (Guo et al. 2017) with ``n_bins`` equal-width confidence bins: image i
@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from fkd.config import Dataset, EpsUnits, eps_label, parse, resolve_model
-from fkd.metrics import PAPER_ATTACK, Attack, EmplbStrategy, emplb
+from fkd.empirical_bound import EmplbStrategy, emplb
+from fkd.metrics import PAPER_ATTACK, Attack
 from fkd.experiments.study import StudyConfig, zoo_students
 from fkd.experiments.runner import RunDir, invocation, task_generator, torch_threads, write_record
 from fkd.units import pixel_label, radius
@@ -123,7 +124,7 @@ def _rows(cfg: CalibrationConfig, student: str, point: str, image: Tensor, y: Te
 @torch_threads(1)
 def calibration_rows(cfg: CalibrationConfig, zoo_root: Path | None = None, batch: int = 250) -> list[dict[str, Any]]:
     """Per-image top-1 confidence and prediction of teacher and student, clean and at each pair's
-    EMPLB point (``fkd.metrics.emplb``, the paper's attack, both objectives).
+    EMPLB point (``fkd.empirical_bound.emplb``, the paper's attack, both objectives).
 
     Returns:
         rows with COLUMNS; ``point`` clean or emplb, ``model`` teacher or student.

@@ -17,7 +17,8 @@ import torch
 
 from fkd.config import PAPER_EPS, Dataset, EpsUnits, Profile, parse, resolve_model
 from fkd.losses import PAPER_STUDENTS
-from fkd.metrics import PAPER_ATTACK, AgreementAttack, Attack, EmplbStrategy, agreement, emplb, fidelity, robust_correct
+from fkd.empirical_bound import EmplbStrategy, emplb
+from fkd.metrics import PAPER_ATTACK, AgreementAttack, Attack, agreement, fidelity, robust_correct
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
 from fkd.experiments.runner import RunDir, invocation, run_tasks, task_generator, write_csv_atomic, write_record
 from fkd.units import pixel_label, radius

@@ -23,7 +23,8 @@ from fkd.bounds import DiffMode, as_net
 from fkd.bounds.exact import exact_delta
 from fkd.bounds.shared import ImageBounds
 from fkd.config import Dataset, EpsUnits, parse, resolve_model
-from fkd.metrics import PAPER_ATTACK, Attack, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import PAPER_ATTACK, Attack
 from fkd.experiments.study import StudyConfig, as_attack, zoo_students
 from fkd.experiments.runner import RunDir, merge_part, run_growing, task_generator
 from fkd.units import pixel_label, radius, resolve_units

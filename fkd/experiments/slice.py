@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from fkd.attacks import forward
-from fkd.metrics import PAPER_ATTACK, Attack, emplb
+from fkd.empirical_bound import emplb
+from fkd.metrics import PAPER_ATTACK, Attack
 from fkd.units import Radius, as_tensor, pixel_label, positive
 
 

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fkd.config import Method, TrainConfig
+from fkd.config import Method
+from fkd.train_config import TrainConfig
 from fkd.losses import get_method
 from fkd.models import architecture
 from fkd.paths import ROOT, checkpoint_dir, in_checkout, is_packaged_zoo, user_zoo_dir
