@@ -77,8 +77,9 @@ stages: setup
 	$(PY) -m fkd stages --csv results/stages.csv
 
 # The behaviour tests, every book chapter executed on the quick profile against the shipped zoo
-# (nbval), then the book built and every chapter page checked in headless Chromium.
-test: setup
+# (nbval), then the book built and every chapter page checked in headless Chromium (installed first:
+# the audit report's test opens its page in it too).
+test: setup chromium
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --nbval-lax book/
 	$(MAKE) site-check
