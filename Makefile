@@ -101,17 +101,12 @@ zoo: setup
 	for d in mnist fashion-mnist; do for m in kdiga tfkd fdboth; do \
 	  $(PY) -m fkd train --dataset $$d --method $$m --eps-units normalised --threads 1 --quiet --force || exit 1; done; done
 
-# The runs of the readings a dataset does not publish (results/units; fkd.paths.reading_runs): Fashion-MNIST
-# behind the normalisation (the zoo's models) until it switches, and both datasets' zoo trained on [0, 1]
-# inputs (results/units/zoo-normalised). Table 1 on the paper's 1000 images, then Table 2 grown in steps of
-# 100 images (LP bounds; resumable from $(RUNS)/units, outside the tree).
+# The runs of the readings a dataset does not publish (results/units; fkd.paths.reading_runs): both
+# datasets' zoo trained on [0, 1] inputs (results/units/zoo-normalised). Table 1 on the paper's 1000
+# images, then Table 2 grown in steps of 100 images (LP bounds; resumable from $(RUNS)/units, outside
+# the tree). The pixel zoo's runs are in results/pixel (their commands: `--eps-units pixel`).
 UNITS_IMAGES ?= 100 200
 units: setup
-	$(PY) -m fkd evaluate --dataset fashion-mnist --eps-units normalised --agreement-attack flip,paper --workers 2 --threads 1 \
-	  --quiet --out $(RUNS)/units/fashion-mnist/input-norm/empirical --export results/units/fashion-mnist/input-norm/empirical
-	for n in $(UNITS_IMAGES); do $(PY) -m fkd verify --dataset fashion-mnist --eps-units normalised --n-images $$n --method lp \
-	  --workers 2 --threads 1 --quiet --out $(RUNS)/units/fashion-mnist/input-norm/certified \
-	  --export results/units/fashion-mnist/input-norm/certified || exit 1; done
 	for d in mnist fashion-mnist; do \
 	  FKD_ZOO=results/units/zoo-normalised $(PY) -m fkd evaluate --dataset $$d --eps-units normalised --workers 2 --threads 1 --quiet \
 	    --out $(RUNS)/units/$$d/empirical --export results/units/$$d/empirical || exit 1; \

@@ -71,7 +71,7 @@ class Reading(str, enum.Enum):
 #: other readings stay beside them (``fkd.paths.reading_runs``).
 PUBLISHED: dict[Dataset, Reading] = {
     Dataset.MNIST: Reading.INPUT_NORM,
-    Dataset.FASHION_MNIST: Reading.PIXEL,
+    Dataset.FASHION_MNIST: Reading.INPUT_NORM,
     Dataset.CIFAR10: Reading.PIXEL,
 }
 #: The units of eps of each dataset's published reading.
