@@ -91,9 +91,12 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path, teacher):
 
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
-    """A real kill: the child trains, is SIGKILLed after epoch 2's checkpoint, and is resumed here."""
+    """A real kill: the child trains, is SIGKILLed after epoch 2's checkpoint, and is resumed here.
+    The child trains on this process's torch thread count (an earlier test's CLI call may have set
+    it): the same reduction order, so exact resume means equal weights."""
     script = textwrap.dedent(f"""
         import sys, time
+        import torch; torch.set_num_threads({torch.get_num_threads()})
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_train import synthetic, cfg_for
         from fkd.train import train
