@@ -19,7 +19,7 @@ from fkd.config import (PAPER_EPS, RELATED_HPARAMS, RELATED_PARAMS, Dataset, Met
 
 from fkd.book.tables import ORDER as PAPER_ORDER
 from fkd.losses import RELATED_STUDENTS
-from fkd.paths import RESULTS, kind_dirs, published_runs, related_base, under_root
+from fkd.paths import RESULTS, kind_dirs, published_runs, related_base
 #: Column order of every table: teacher, the paper's students, the related students.
 ORDER = (*PAPER_ORDER, *(s.upper() for s in RELATED_STUDENTS))
 RELATED = tuple(Method(m) for m in RELATED_STUDENTS)
@@ -257,18 +257,6 @@ def plot_overview(frames: dict[str, Any]):
     return legible(fig)
 
 
-def reliability_figure(runs: RelatedRuns, point: str = "emplb"):
-    """Reliability diagrams of every student (teacher beside it) at ``point`` (clean or emplb)."""
-    from fkd.book.reliability import plot_reliability
-    from fkd.experiments.calibration import reliability_table
-
-    rel = reliability_table(runs.calibration)
-    students = sorted(rel.student.unique(), key=lambda s: ORDER.index(label(s)))
-    eps = runs.calibration[runs.calibration.point == point].eps.iloc[0]
-    where = "clean points" if point == "clean" else f"EMPLB points, eps {eps_label(float(eps))}"
-    return plot_reliability(rel, students, point, f"{runs.dataset.value}: reliability at the {where}")
-
-
 def statements(frame) -> list[str]:
     """Plain sentences computed from an ``overview`` frame: which student is best on each measure,
     and where each related student ranks among the seven students."""
@@ -286,25 +274,6 @@ def statements(frame) -> list[str]:
         new = f"rank of the related students among {len(s)}: {new}" if new else "no related student measured"
         out.append(f"{col} ({f.index.name}): best {best} ({s[best]:.3g}); {new}.")
     return out
-
-
-def live_calibration(profile: str = "quick", dataset: Dataset | str = Dataset.MNIST, *, n_images: int | None = None,
-                     seed: int = 0, out: Path | str = "_build/reproduce",
-                     students=("fd", *RELATED_STUDENTS)):
-    """The chapter's own calibration run (quick: 20 images; full: the subset's 1000) into
-    ``out/<dataset>/calibration`` (a finished run of the same config is reused).
-
-    Returns:
-        (ECE table as ``ece_overview`` gives it, the run directory).
-    """
-    from fkd.experiments.calibration import calibration_config, load, run
-    from fkd.config import Profile
-
-    d, p = parse(Dataset, dataset), parse(Profile, profile)
-    n = n_images or (20 if p is Profile.QUICK else 1000)
-    run_dir = run(calibration_config(d, students, n_images=n, seed=seed), kind_dirs(under_root(out) / d.value).calibration)
-    runs = RelatedRuns(d, None, None, load(run_dir), None, [])
-    return ece_overview(runs), run_dir
 
 
 def publish(datasets=(Dataset.MNIST, Dataset.FASHION_MNIST), results: Path | str = RESULTS) -> Path:
