@@ -3,6 +3,13 @@
 The search's objectives (``EmplbStrategy``): the inf-norm itself, one signed objective per class,
 both, or both then APGD. Images and radii as in ``fkd.metrics``: x (N, C, H, W) in [0, 1], eps a
 pixel radius (``fkd.units.Radius``).
+
+The search runs in float32; the value it reports does not. The best point is moved onto the nearest
+float32 input inside the verifier's ball (``fkd.bounds.interval.project``: float32 rounding of
+x0 + r may sit a hair outside it) and the gap is evaluated there in float64
+(``fkd.bounds.real.real_gap``). So EMPLB is the gap of the real-valued networks at a point of the
+ball, as delta* and FAITHUB are: in float32 a saturated softmax (a confidence within 1e-7 of 1)
+rounds the gap by more than the gap itself, and a float32 value could exceed a sound FAITHUB.
 """
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .attacks import ConfidenceGap, apgd, forward
+from .bounds.interval import project
+from .bounds.real import real_gap
 from .metrics import PAPER_ATTACK, Attack, check_inputs, confidence_gap
 from .units import Radius, positive
 
@@ -26,8 +35,9 @@ class EmplbStrategy(str, enum.Enum):
 
 
 class Emplb(NamedTuple):
-    """EMPLB per image: ``value`` (N,) = ||f_t - f_s||_inf at ``point`` (N, C, H, W), the best
-    point found; ``by_strategy`` maps each strategy run to its own value (N,)."""
+    """EMPLB per image: ``value`` (N,) float64 = ||f_t - f_s||_inf at ``point`` (N, C, H, W), the best
+    point found, inside the ball, evaluated in float64 (``fkd.bounds.real.real_gap``); ``by_strategy`` maps each
+    strategy run to its own (float32, search) value (N,)."""
     value: Tensor
     point: Tensor
     by_strategy: dict[EmplbStrategy, Tensor]
@@ -76,7 +86,8 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack
             1.6x both's time; ``results/benchmarks/emplb_strength.md``).
         clamp: search the ball intersected with [0, 1] (default), else the plain ball.
     Returns:
-        Emplb(value (N,), point (N, C, H, W), by_strategy). At eps = 0, the gap at x.
+        Emplb(value (N,) float64, point (N, C, H, W), by_strategy). At eps = 0, the gap at x. The
+        value is the float64 gap at the point (``real_gap``), the point inside the ball (``project``).
     """
     from .config import parse
 
@@ -84,7 +95,7 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack
     check_inputs(x, eps, {"teacher": teacher, "student": student})
     clean = (confidence_gap(teacher, student, x), x)
     if not positive(eps):
-        return Emplb(*clean, {strategy: clean[0]})
+        return Emplb(real_gap(teacher, student, x), x, {strategy: clean[0]})
     runs = {EmplbStrategy.MAX: _gap_max, EmplbStrategy.CLASSES: _gap_classes}
     chosen = list(runs) if strategy in (EmplbStrategy.BOTH, EmplbStrategy.STRONG) else [strategy]
     # PGD starts at random points and may never visit x itself: x is a candidate of every strategy
@@ -96,7 +107,8 @@ def emplb(teacher: nn.Module, student: nn.Module, x: Tensor, eps: Radius, attack
         for run in runs.values():
             value, point = _better((value, point), run(teacher, student, x, eps, attack, generator, clamp, _apgd))
         results[EmplbStrategy.STRONG] = (value, point)
-    return Emplb(value, point, {s: r[0] for s, r in results.items()})
+    point = project(point, x, eps, clamp)
+    return Emplb(real_gap(teacher, student, point), point, {s: r[0] for s, r in results.items()})
 
 
 def _better(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:

@@ -1,9 +1,13 @@
 """Oracles for the per-image metrics: closed-form worst cases of linear models, constructed agreement."""
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from fkd.attacks import ConfidenceGap, CrossEntropy, pgd
+from fkd.bounds.interval import project
+from fkd.bounds.real import real_gap
 from fkd.empirical_bound import EmplbStrategy, emplb
 from fkd.metrics import AgreementAttack, Attack, agreement, confidence_gap, fidelity, robust_correct
 from fkd.models import make_model
@@ -51,10 +55,11 @@ def test_emplb_reaches_the_closed_form_gap_of_a_linear_pair(pinned, strategy):
     eps = 0.05
     s = a.view(1, 3, 2, 2).sign()
     corners = [(x0 + k * eps * s).clamp(x0 - eps, x0 + eps).clamp(0, 1) for k in (1, -1)]
-    exact = torch.maximum(*(confidence_gap(teacher, student, c) for c in corners))
+    exact = torch.maximum(*(real_gap(teacher, student, c) for c in corners))
     got = emplb(teacher, student, x0, eps, Attack(30, 2), strategy, pinned)
     torch.testing.assert_close(got.value, exact, rtol=1e-5, atol=1e-6)
-    assert torch.all(got.value <= exact + 1e-6)  # a lower bound never exceeds the true maximum
+    # a lower bound never exceeds the true maximum (corners rounded to float32: one rounding of slack)
+    assert torch.all(got.value <= exact + 1e-7)
 
 
 def test_agreement_matches_constructed_cases():
@@ -142,10 +147,44 @@ def test_emplb_is_at_least_the_clean_gap_and_stays_in_the_ball(pinned):
     assert torch.all(e.value >= confidence_gap(teacher, student, x) - 1e-6)
     assert torch.all(e.value <= 1)
     assert (e.point - x).abs().max() <= eps + 1e-6 and e.point.min() >= 0 and e.point.max() <= 1
-    torch.testing.assert_close(confidence_gap(teacher, student, e.point), e.value)
+    assert torch.equal(real_gap(teacher, student, e.point), e.value) and e.value.dtype == torch.float64
     both = torch.maximum(e.by_strategy[EmplbStrategy.MAX], e.by_strategy[EmplbStrategy.CLASSES])
-    torch.testing.assert_close(e.value, both)
-    assert torch.equal(emplb(teacher, student, x, 0.0).value, confidence_gap(teacher, student, x))
+    torch.testing.assert_close(e.value.float(), both)  # the float64 value of the search's float32 one
+    assert torch.equal(emplb(teacher, student, x, 0.0).value, real_gap(teacher, student, x))
+
+
+def test_emplb_is_the_real_gap_where_float32_rounds_a_saturated_softmax():
+    # constant networks (zero weights) over 10 classes with logits (18, 0, ..., 0) and (17.2, 0, ..., 0):
+    # the gap, at the top class, is 9 e^-17.2 / (1 + 9 e^-17.2) - 9 e^-18 / (1 + 9 e^-18) = 1.7e-7
+    # everywhere; float32 confidences within 1e-7 of 1 round it by a large part of itself
+    top_t, top_s = float(torch.tensor(18.0)), float(torch.tensor(17.2))   # the float32 weights' values
+    teacher = linear(torch.zeros(10, 4), torch.tensor([top_t] + [0.0] * 9))
+    student = linear(torch.zeros(10, 4), torch.tensor([top_s] + [0.0] * 9))
+    rest = lambda z: 9 * math.exp(-z) / (1 + 9 * math.exp(-z))             # 1 - the top confidence
+    closed = rest(top_s) - rest(top_t)
+    x = torch.rand(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    float32 = confidence_gap(teacher, student, x)
+    assert (float32.double() - closed).abs().max() > 1e-9   # what a float32 EMPLB would report
+    for eps in (0.0, 0.05):
+        got = emplb(teacher, student, x, eps, Attack(3, 1), "both", torch.Generator().manual_seed(0))
+        torch.testing.assert_close(got.value, torch.full((3,), closed, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_project_moves_points_rounded_outside_back_inside_the_float64_ball(pinned):
+    x = torch.rand(64, 3, 4, 4, generator=pinned)
+    r = torch.tensor([0.0123, 0.0317, 0.0071])                       # a per-channel radius
+    hi64 = (x.double() + r.double().view(-1, 1, 1)).clamp(max=1)
+    lo64 = (x.double() - r.double().view(-1, 1, 1)).clamp(min=0)
+    corners = torch.where(torch.rand(x.shape, generator=pinned) < 0.5, hi64, lo64)
+    out = (corners * (1 + 4e-7 * (torch.rand(x.shape, generator=pinned) - 0.5))).float()  # a hair off
+    assert ((out.double() > hi64) | (out.double() < lo64)).any()      # some start outside
+    got = project(out, x, r)
+    assert got.dtype == torch.float32 and ((got.double() <= hi64) & (got.double() >= lo64)).all()
+    inner = (x + 0.5 * (torch.rand(x.shape, generator=pinned) - 0.5) * r.view(-1, 1, 1)).clamp(0, 1)
+    assert torch.equal(project(inner, x, r), inner)                   # points inside stay where they are
+    plain = project(x + 2 * r.view(-1, 1, 1), x, r, clamp=False)       # the plain ball: no [0, 1] cap
+    top = x.double() + r.double().view(-1, 1, 1)
+    assert (plain.double() <= top).all() and (plain.double() > top - 1e-6).all() and plain.max() > 1
 
 
 def test_emplb_is_deterministic_for_a_seed():

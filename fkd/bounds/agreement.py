@@ -27,11 +27,12 @@ from torch import Tensor, nn
 
 from .crown import crown_bounds, crown_linear
 from ..units import Radius
-from .interval import input_box, inside, project
+from .interval import input_box, project
 from .joint import joint_net
 from .milp import Program, build_program
 from .fp import logit_margin
 from .network import DTYPE, Net
+from .real import as_float64, real_top1
 from .solvers import Solver, Status, open_session
 
 
@@ -132,17 +133,20 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     """
     t0 = time.perf_counter()
     x = x0[None]
-    c_t, c_s = int(predict(teacher, x)[0]), int(predict(student, x)[0])
+    teacher, student = as_float64(teacher), as_float64(student)  # top-1 classes of the real-valued networks
+    c_t, c_s = int(real_top1(teacher, x)[0]), int(real_top1(student, x)[0])
     if c_t != c_s:
         return AgreementResult(Outcome.DISAGREE_CLEAN, "clean", float("nan"), time.perf_counter() - t0, "none")
 
     def confirmed(point: Tensor) -> bool:
-        p = point[None].to(x0.dtype)
-        return inside(point, x0, eps) and int(predict(teacher, p)[0]) != int(predict(student, p)[0])
+        """Whether ``point`` (already in the ball: ``project``) makes the two networks disagree."""
+        return int(real_top1(teacher, point)) != int(real_top1(student, point))
 
-    if attack_point is not None and confirmed(attack_point):
-        return AgreementResult(Outcome.COUNTEREXAMPLE, "attack", float("nan"), time.perf_counter() - t0,
-                               "none", attack_point.detach())
+    if attack_point is not None:
+        attack_point = project(attack_point.detach().to(x0.dtype), x0, eps)
+        if confirmed(attack_point):
+            return AgreementResult(Outcome.COUNTEREXAMPLE, "attack", float("nan"), time.perf_counter() - t0,
+                                   "none", attack_point)
     box = input_box(x0, eps)
     joint = joint_net(t_net, s_net)
     per_op = crown_bounds(joint, box)
@@ -168,8 +172,3 @@ def certify_agreement(teacher: nn.Module, student: nn.Module, t_net: Net, s_net:
     return AgreementResult(Outcome.UNKNOWN, "milp", res.bound, time.perf_counter() - t0, res.solver,
                            status=res.status.value)
 
-
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor) -> Tensor:
-    """Top-1 class (N,) of ``model`` at x (N, C, H, W)."""
-    return model(x).argmax(-1)

@@ -30,11 +30,12 @@ from torch import Tensor, nn
 
 from .budget import Budget
 from .crown import crown_bounds, crown_linear
-from .interval import Box, input_box
+from .interval import Box, input_box, project
 from .joint import joint_net
 from .fp import logit_margin, pair_margin
 from .logits import as_net
 from .network import DTYPE, Net
+from .real import as_float64, real_gap
 from .sigma import diff_bounds_from_logits
 
 
@@ -135,12 +136,6 @@ def node_bounds(joint: Net, k: int, lo: Tensor, hi: Tensor,
     return upper.clamp(0.0, 1.0), arg // 2, sign
 
 
-def _gap(teacher: nn.Module, student: nn.Module, x: Tensor) -> Tensor:
-    """||f_t(x) - f_s(x)||_inf at T = 1 without a graph: (N, C, H, W) -> (N,)."""
-    with torch.no_grad():
-        return (teacher(x).softmax(-1) - student(x).softmax(-1)).abs().amax(-1)
-
-
 def probe(teacher: nn.Module, student: nn.Module, lo: Tensor, hi: Tensor, cls: Tensor, sign: Tensor,
           shape: tuple[int, ...], steps: int = 8) -> tuple[Tensor, Tensor, Tensor]:
     """Lower bounds: the best gap at the centre of each box and along signed gradient steps on
@@ -198,11 +193,10 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
     s_net = s_net or as_net(student, shape)
     joint, k = joint_net(t_net, s_net), t_net.out_dim
     root = input_box(x0, eps)
+    t64, s64 = as_float64(teacher), as_float64(student)  # lower bounds: real gaps at points of the ball
     cands = x0[None] if start_points is None else torch.cat([x0[None], start_points.to(x0.dtype)])
-    flat = cands.reshape(len(cands), -1).to(DTYPE)
-    inside = ((flat >= root.lower - 1e-7) & (flat <= root.upper + 1e-7)).all(-1)
-    cands = cands[inside]
-    gaps = _gap(teacher, student, cands.float())
+    cands = project(cands, x0, eps)
+    gaps = real_gap(t64, s64, cands)
     best = int(gaps.argmax())
     lower, point = float(gaps[best]), cands[best].reshape(-1).to(DTYPE)
     margin = logit_margin(joint, root, crown_bounds(joint, root))[0]  # holds on every sub-box
@@ -228,8 +222,11 @@ def exact_delta(teacher: nn.Module, student: nn.Module, x0: Tensor, eps: float, 
         hi = torch.stack([n[3] for n in take])
         v, pts, grad = probe(teacher, student, lo, hi, torch.as_tensor([n[4] for n in take]),
                              torch.as_tensor([n[5] for n in take]), shape)
-        if float(v.max()) > lower:
-            lower, point = float(v.max()), pts[int(v.argmax())]
+        if float(v.max()) > lower:  # the probe's float32 value ranks; the real gap decides
+            best_pt = project(pts[int(v.argmax())].to(x0.dtype).reshape(shape), x0, eps)
+            g = float(real_gap(t64, s64, best_pt[None])[0])
+            if g > lower:
+                lower, point = g, best_pt.reshape(-1).to(DTYPE)
         width = hi - lo
         score = (grad.to(DTYPE) + 1e-3 * grad.to(DTYPE).mean(-1, keepdim=True) + 1e-12) * width
         dim = score.argmax(-1)

@@ -52,16 +52,41 @@ def check_image(x0: Tensor) -> None:
                          f"images in [0, 1] (fkd.data.eval_subset gives them; the networks normalise nothing)")
 
 
-def project(point: Tensor, x0: Tensor, eps: Radius) -> Tensor:
-    """``point`` (C, H, W) clipped into the ball of pixel radius ``eps`` around x0, cap [0, 1]."""
-    r = as_tensor(eps, x0)
-    return torch.minimum(torch.maximum(point, (x0 - r).clamp(0, 1)), (x0 + r).clamp(0, 1))
+def project(point: Tensor, x0: Tensor, eps: Radius, clamp: bool = True) -> Tensor:
+    """``point`` moved onto the nearest input of its dtype inside the ball of pixel radius ``eps``
+    around ``x0`` (capped to [0, 1] when ``clamp``): the ball's bounds taken in float64 as
+    ``input_box`` takes them and rounded inwards to ``point``'s dtype, so the result lies in the
+    verifier's ball exactly (float32 rounding of x0 + r may sit a hair outside it).
+
+    Args:
+        point: (C, H, W) or (N, C, H, W); x0: (C, H, W) or (N, C, H, W), broadcasting against it.
+    Returns:
+        ``point``'s shape and dtype.
+    """
+    x64 = x0.detach().to(point.device, torch.float64)
+    r = as_tensor(eps, x64)
+    lo, hi = x64 - r, x64 + r
+    if clamp:
+        lo, hi = lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)
+    lo_p, hi_p = lo.to(point.dtype), hi.to(point.dtype)
+    lo_p = torch.where(lo_p.double() < lo, torch.nextafter(lo_p, torch.full_like(lo_p, 2.0)), lo_p)
+    hi_p = torch.where(hi_p.double() > hi, torch.nextafter(hi_p, torch.full_like(hi_p, -1.0)), hi_p)
+    # a radius below the dtype's resolution can leave no such input but x0 itself, which is inside
+    empty = lo_p > hi_p
+    centre = x0.to(point.dtype)
+    lo_p, hi_p = torch.where(empty, centre, lo_p), torch.where(empty, centre, hi_p)
+    return torch.minimum(torch.maximum(point, lo_p), hi_p)
 
 
-def inside(point: Tensor, x0: Tensor, eps: Radius, tol: float = 1e-6) -> bool:
-    """Whether ``point`` (C, H, W) lies in the ball of pixel radius ``eps`` around x0, cap [0, 1]."""
-    r = as_tensor(eps, x0)
-    return bool(((point - x0).abs() <= r + tol).all() and point.min() >= 0 and point.max() <= 1)
+def inside(point: Tensor, x0: Tensor, eps: Radius, clamp: bool = True) -> bool:
+    """Whether ``point`` lies in the ball of pixel radius ``eps`` around x0 (cap [0, 1] when
+    ``clamp``), its bounds taken in float64 as ``input_box`` takes them; no tolerance."""
+    x64, p64 = x0.detach().double(), point.detach().double()
+    r = as_tensor(eps, x64)
+    lo, hi = x64 - r, x64 + r
+    if clamp:
+        lo, hi = lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)
+    return bool(((p64 >= lo) & (p64 <= hi)).all())
 
 
 def propagate(op: Op, box: Box) -> Box:

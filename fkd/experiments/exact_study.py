@@ -21,6 +21,7 @@ import torch
 
 from fkd.bounds import DiffMode, as_net
 from fkd.bounds.exact import exact_delta
+from fkd.bounds.real import REAL_TOL
 from fkd.bounds.shared import ImageBounds
 from fkd.config import Dataset, EpsUnits, parse, resolve_model
 from fkd.empirical_bound import emplb
@@ -157,7 +158,7 @@ def run_task(cfg: ExactConfig, position: int, eps: float) -> list[dict[str, Any]
         nl = _global(cfg, teacher, student, t_net, s_net, x0, r, e, d)
         upper = min(d.upper, nl.upper, *bounds.values())  # every one is a proven bound on delta*
         best = max(d.lower, nl.lower)
-        if lower > upper + 1e-6 or best > upper + 1e-6:
+        if lower > upper + REAL_TOL or best > upper + REAL_TOL:
             raise AssertionError(f"soundness violated: EMPLB {lower}, delta* in [{best}, {upper}] (branch and bound [{d.lower}, {d.upper}], global [{nl.lower}, {nl.upper}]), FAITHUB "
                                  f"{bounds} for {cfg.pair_name} image {idx[position]}, student {name}, eps {eps}. "
                                  f"This is a bug; please report it.")
