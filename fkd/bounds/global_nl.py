@@ -28,7 +28,7 @@ from .interval import input_box, project
 from .joint import joint_net
 from .fp import logit_margin, pair_margin
 from .network import FP_MARGIN, Affine, Net, ReLU
-from .real import real_gap
+from .real import as_float64, real_gap
 from .dual import SOLVER_ABS_TOL
 from .solvers import SolverUnavailable
 
@@ -107,7 +107,8 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
     box = input_box(x0, eps)
     joint = joint_net(t_net, s_net)
     per_op = crown_bounds(joint, box)
-    lower = max(start, float(real_gap(teacher, student, x0[None])[0]))
+    t64, s64 = as_float64(teacher), as_float64(student)  # lower bounds: real gaps at points of the ball
+    lower = max(start, float(real_gap(t64, s64, x0[None])[0]))
     point = start_point if start_point is not None and start >= lower else x0
     t_widths, w = [], t_net.in_dim
     for op in t_net.ops:  # in the joint net, op k's output is [teacher's (t_widths[k]); student's]
@@ -175,7 +176,7 @@ def global_delta(teacher: nn.Module, student: nn.Module, t_net: Net, s_net: Net,
         if m.SolCount > 0:
             cand = torch.tensor([v.X for v in x], dtype=x0.dtype).reshape(x0.shape)
             cand = project(cand, x0, eps)
-            g = float(real_gap(teacher, student, cand[None])[0])  # the real gap at a point of the ball
+            g = float(real_gap(t64, s64, cand[None])[0])  # the real gap at a point of the ball
             if g > lower:
                 lower, point = g, cand
     env.dispose()

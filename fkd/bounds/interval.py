@@ -34,11 +34,19 @@ def input_box(x0: Tensor, eps: Radius, clamp: bool = True) -> Box:
     """
     check_radius(eps)
     check_image(x0)
-    x = x0.detach().to("cpu", DTYPE)
-    r = as_tensor(eps, x)
+    x = x0.detach().cpu()
     x = x.unsqueeze(0) if x.dim() == 3 else x
-    lo, hi = (x - r, x + r) if not clamp else ((x - r).clamp(0.0, 1.0), (x + r).clamp(0.0, 1.0))
+    lo, hi = ball(x, eps, clamp)
     return Box(lo.reshape(x.shape[0], -1), hi.reshape(x.shape[0], -1))
+
+
+def ball(x0: Tensor, eps: Radius, clamp: bool = True) -> tuple[Tensor, Tensor]:
+    """The ball's bounds in float64, x0 -/+ r (capped to [0, 1] when ``clamp``), in x0's shape:
+    the one place the verifier's input set is computed (``input_box``, ``project``)."""
+    x = x0.detach().to(DTYPE)
+    r = as_tensor(eps, x)
+    lo, hi = x - r, x + r
+    return (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)) if clamp else (lo, hi)
 
 
 def check_image(x0: Tensor) -> None:
@@ -63,11 +71,7 @@ def project(point: Tensor, x0: Tensor, eps: Radius, clamp: bool = True) -> Tenso
     Returns:
         ``point``'s shape and dtype.
     """
-    x64 = x0.detach().to(point.device, torch.float64)
-    r = as_tensor(eps, x64)
-    lo, hi = x64 - r, x64 + r
-    if clamp:
-        lo, hi = lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)
+    lo, hi = ball(x0.to(point.device), eps, clamp)
     lo_p, hi_p = lo.to(point.dtype), hi.to(point.dtype)
     lo_p = torch.where(lo_p.double() < lo, torch.nextafter(lo_p, torch.full_like(lo_p, 2.0)), lo_p)
     hi_p = torch.where(hi_p.double() > hi, torch.nextafter(hi_p, torch.full_like(hi_p, -1.0)), hi_p)
@@ -76,17 +80,6 @@ def project(point: Tensor, x0: Tensor, eps: Radius, clamp: bool = True) -> Tenso
     centre = x0.to(point.dtype)
     lo_p, hi_p = torch.where(empty, centre, lo_p), torch.where(empty, centre, hi_p)
     return torch.minimum(torch.maximum(point, lo_p), hi_p)
-
-
-def inside(point: Tensor, x0: Tensor, eps: Radius, clamp: bool = True) -> bool:
-    """Whether ``point`` lies in the ball of pixel radius ``eps`` around x0 (cap [0, 1] when
-    ``clamp``), its bounds taken in float64 as ``input_box`` takes them; no tolerance."""
-    x64, p64 = x0.detach().double(), point.detach().double()
-    r = as_tensor(eps, x64)
-    lo, hi = x64 - r, x64 + r
-    if clamp:
-        lo, hi = lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)
-    return bool(((p64 >= lo) & (p64 <= hi)).all())
 
 
 def propagate(op: Op, box: Box) -> Box:

@@ -30,7 +30,6 @@ from fkd.experiments.verify_config import VerifyConfig
 from fkd.units import pixel_label, radius
 
 
-
 def _nets(dataset: Dataset, name: str, units: EpsUnits):
     """(model, lowered net) of a zoo model, lowered once per weights file (``fkd.zoo.model_key``)."""
     from fkd.models import INPUT_SHAPE
