@@ -122,3 +122,19 @@ def test_the_two_readings_never_share_a_run_directory(tmp_path):
         other = book.experiment("quick", d, out=tmp_path, units=other_units)
         assert default.run_dir("empirical") == tmp_path / d / "empirical"
         assert other.run_dir("empirical") == tmp_path / d / f"empirical-{other_units}"
+
+
+def test_a_figure_shown_in_its_cell_is_removed_from_the_page():
+    """``present.figure(..., show=True)`` shows the figure in Jupyter too: its cell must carry the
+    ``remove-output`` tag, or the page shows it twice, once without its numbered caption."""
+    import json
+    import re
+    from pathlib import Path
+
+    cells = [(p.name, c) for p in sorted(Path("book").glob("*.ipynb")) for c in json.loads(p.read_text())["cells"]
+             if c["cell_type"] == "code"]
+    shown = [(name, c) for name, c in cells if re.search(r"\bfigure\(.*show=True", "".join(c["source"]), re.S)]
+    assert len(shown) >= 20, len(shown)
+    untagged = [(name, "".join(c["source"])[:60]) for name, c in shown
+                if "remove-output" not in c["metadata"].get("tags", [])]
+    assert not untagged, untagged
