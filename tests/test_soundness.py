@@ -51,11 +51,6 @@ def test_faithub_is_above_delta_star_where_the_small_pair_closed_it():
         assert tight >= r.faithub_tight - 1e-6 and paper >= r.faithub_paper - 1e-6
 
 
-#: FAITHUB modes and the mode each is capped by (``fkd.bounds.shared``: a mode is never looser than
-#: the one it builds on).
-NESTED = (("tight", "paper"), ("softmax", "tight"), ("joint_softmax", "softmax"), ("joint", "tight"))
-
-
 def test_every_published_row_sandwiches_delta_and_its_modes_nest():
     """Every row of every published ``verify.csv.gz`` under ``results/``, every reading: EMPLB is a
     number at most each FAITHUB mode's value (no slack: EMPLB is a real gap at a point of the ball,
@@ -63,6 +58,7 @@ def test_every_published_row_sandwiches_delta_and_its_modes_nest():
     solve's status one a run reports (a time-limited or failed solve keeps a proven bound)."""
     import pandas as pd
 
+    from fkd.book.ladder import RUNGS
     from fkd.paths import RESULTS
 
     runs = sorted(RESULTS.rglob("verify.csv.gz"))
@@ -75,6 +71,6 @@ def test_every_published_row_sandwiches_delta_and_its_modes_nest():
         for m in modes:
             v = rows[f"faithub_{m}"]
             assert v.notna().all() and (rows.emplb <= v).all(), (run, m, rows[rows.emplb > v].head())
-        for a, b in NESTED:
+        for a, b, _ in RUNGS:   # each mode and the one it builds on
             if a in modes and b in modes:
                 assert (rows[f"faithub_{a}"] <= rows[f"faithub_{b}"]).all(), (run, a, b)
