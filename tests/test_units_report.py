@@ -7,6 +7,7 @@ import pytest
 
 from fkd.book.paper_numbers import paper_table
 from fkd.config import Dataset
+from fkd.book.tolerance import within
 from fkd.book.units_report import cells, shares
 
 COLUMN = {"RT": "rt", "SD": "sd-a0.5", "ARD": "ard-a0.5", "RSLAD": "rslad-a0.5", "FD": "fd-a0.5"}
@@ -118,3 +119,15 @@ def test_the_papers_attack_counts_once_per_agreement_cell():
                key=lambda ln: min(ln.get_ydata()))
     assert min(line.get_ydata()) > 50  # the paper's attack's agreement, not the flip search's zeros
     plt.close(fig)
+
+
+def test_a_cell_counts_as_reproduced_by_ours_rounded_as_the_paper_prints_it():
+    # Table 2 prints three decimals: 0.0504 away shows as 0.050 (within), 0.0506 as 0.051 (not)
+    assert within(0.0504, "table2") and within(-0.0504, "table2")
+    assert not within(0.0506, "table2") and not within(-0.0506, "table2")
+    # Table 1 prints one decimal of a percentage
+    assert within(2.04, "table1") and not within(2.06, "table1")
+    s = within(pd.Series([0.0, 0.05, 0.0501, 0.0551]), "table2")
+    assert s.tolist() == [True, True, True, False]
+    with pytest.raises(ValueError, match="table1, table2"):
+        within(0.0, "table9")

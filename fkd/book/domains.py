@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fkd.book.units_report import TOLERANCE
+from fkd.book.tolerance import TOLERANCE, within
 from fkd.config import Dataset, eps_label, parse
 from fkd.paths import RESULTS, reading_runs
 from fkd.units import Reading, published_reading
@@ -71,13 +71,13 @@ def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[st
 
 def domain_findings(results: Path | str = RESULTS) -> str:
     """One sentence per dataset with a published plain-ball run: how many of the paper's FAITHUB cells
-    each domain reproduces (within ``TOLERANCE['table2']``), from ``domain_table``."""
+    each domain reproduces (``fkd.book.units_report.within``), from ``domain_table``."""
     tol = TOLERANCE["table2"]
     parts = []
     for d, t in domain_tables(results).items():
         paper = t[("FAITHUB", "paper")]
         n = int(paper.notna().sum())
-        hits = {dom: int(((t[("FAITHUB", dom)] - paper).abs() <= tol).sum()) for dom in ("clamped", "plain")}
+        hits = {dom: int(within(t[("FAITHUB", dom)] - paper, "table2").sum()) for dom in ("clamped", "plain")}
         reading = domain_reading(d, results).value
         parts.append(f"On {d} ({reading} reading), FAITHUB over the plain ball is within {tol:g} of the paper's in {hits['plain']} of "
                      f"{n} cells, over the ball intersected with [0, 1] in {hits['clamped']} of {n}.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fkd.book.units_report import COLOURS, TOLERANCE, cells, shares
+from fkd.book.tolerance import TOLERANCE
+from fkd.book.units_report import COLOURS, cells, shares
 from fkd.config import Dataset, Domain, parse
 from fkd.paths import RESULTS
 

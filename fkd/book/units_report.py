@@ -4,7 +4,8 @@ Every reading's runs side by side (``fkd.units.Reading``: pixel, the earlier zoo
 normalised on [0, 1] inputs, ``results/units/zoo-normalised``; input-norm, trained behind the
 normalisation, ``zoo/<dataset>``), each beside the paper's numbers; the dataset's published reading
 in ``results/<kind>/<dataset>``, the others where ``fkd.paths.reading_runs`` puts them. A paper cell counts as reproduced when ours is within
-``TOLERANCE`` of it: 2 points of accuracy (Table 1), 0.05 of a bound's mean (Table 2). Nothing here
+``TOLERANCE`` of it once ours is rounded as the paper prints it (``within``): 2 points of accuracy
+(Table 1, one decimal), 0.05 of a bound's mean (Table 2, three decimals). Nothing here
 holds a number of its own: every value is read from the rows and the zoo's metadata.
 """
 from __future__ import annotations
@@ -14,14 +15,10 @@ from typing import Any, NamedTuple
 
 from fkd.config import Dataset, Domain, EpsUnits, eps_label, parse
 
+from fkd.book.tolerance import TOLERANCE, within
 from fkd.paths import RESULTS
 from fkd.paths import reading_runs as reading_dirs
 from fkd.units import Reading, published_reading
-
-#: How close a cell must be to the paper's to count as reproduced: Table 1 in accuracy points,
-#: Table 2 in the mean of a bound over the images.
-TOLERANCE = {"table1": 2.0, "table2": 0.05}
-
 
 #: The readings of eps with published runs: label -> the units of eps (``fkd.units.Reading``).
 READINGS: dict[str, EpsUnits] = {r.value: r.units for r in Reading}
@@ -139,7 +136,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
     if not frames:
         raise FileNotFoundError(f"no published run of {d.value} under either reading. Fix: see results/units/README.md")
     out = pd.concat(frames, ignore_index=True).dropna(subset=["paper"])
-    out["within"] = out["diff"].abs() <= out.table.map(TOLERANCE)
+    out["within"] = [bool(within(d, t)) for d, t in zip(out["diff"], out.table)]
     return out[["units", "table", "eps", "cell", "ours", "paper", "diff", "n", "within"]]
 
 
