@@ -72,7 +72,7 @@ class Reading(str, enum.Enum):
 PUBLISHED: dict[Dataset, Reading] = {
     Dataset.MNIST: Reading.INPUT_NORM,
     Dataset.FASHION_MNIST: Reading.INPUT_NORM,
-    Dataset.CIFAR10: Reading.PIXEL,
+    Dataset.CIFAR10: Reading.INPUT_NORM,
 }
 #: The units of eps of each dataset's published reading.
 DEFAULT_UNITS: dict[Dataset, EpsUnits] = {d: r.units for d, r in PUBLISHED.items()}

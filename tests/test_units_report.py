@@ -76,17 +76,18 @@ def test_every_published_teacher_is_set_beside_the_paper(tmp_path):
 
 def test_each_reading_is_counted_where_its_runs_lie(tmp_path):
     """MNIST publishes the input-norm reading (results/<kind>/mnist), its pixel runs under
-    results/pixel and its normalised ones under results/units; so does Fashion-MNIST."""
+    results/pixel and its normalised ones under results/units; so do Fashion-MNIST and CIFAR-10."""
     from fkd.book.units_report import run_dirs
     from fkd.units import PUBLISHED, Reading
 
-    assert PUBLISHED[Dataset.MNIST] is Reading.INPUT_NORM and PUBLISHED[Dataset.FASHION_MNIST] is Reading.INPUT_NORM
+    assert all(PUBLISHED[d] is Reading.INPUT_NORM for d in Dataset)
     assert run_dirs("mnist", "input-norm", tmp_path) == (tmp_path / "empirical" / "mnist", tmp_path / "certified" / "mnist")
     assert run_dirs("mnist", "pixel", tmp_path)[0] == tmp_path / "pixel" / "empirical" / "mnist"
     assert run_dirs("mnist", "normalised", tmp_path, "plain")[1] == tmp_path / "units" / "mnist" / "certified-plain"
     assert run_dirs("fashion-mnist", "pixel", tmp_path)[0] == tmp_path / "pixel" / "empirical" / "fashion-mnist"
     assert run_dirs("fashion-mnist", "input-norm", tmp_path)[1] == tmp_path / "certified" / "fashion-mnist"
-    assert run_dirs("cifar10", "pixel", tmp_path)[0] == tmp_path / "empirical" / "cifar10"
+    assert run_dirs("cifar10", "pixel", tmp_path)[0] == tmp_path / "pixel" / "empirical" / "cifar10"
+    assert run_dirs("cifar10", "input-norm", tmp_path)[1] == tmp_path / "certified" / "cifar10"
     for reading, shift in (("normalised", {(0.1, "correct RT"): 2.5}), ("input-norm", {}), ("pixel", {(0.2, "agree FD"): 9.0})):
         run = run_dirs("mnist", reading, tmp_path)[0]
         run.mkdir(parents=True)

@@ -39,6 +39,12 @@ def test_shards_merge_to_the_unsharded_run_and_resume(tmp_path):
     merged = merge(tmp_path / "merged", [tmp_path / "s1", tmp_path / "s2"])
     cols = ["student", "eps", "image", "emplb", "faithub_paper", "faithub_tight"]
     pd.testing.assert_frame_equal(merged[cols], whole[cols])
+    meta = json.loads((tmp_path / "merged" / "config.json").read_text())  # the merged run keeps its records
+    assert meta["config"]["shard"] == [1, 1] and meta["merged_from"] == [[1, 2], [2, 2]]
+    assert meta["fingerprint"] == json.loads((tmp_path / "whole" / "config.json").read_text())["fingerprint"]
+    assert len((tmp_path / "merged" / "runs.jsonl").read_text().splitlines()) == 2
+    run = json.loads((tmp_path / "merged" / "run.json").read_text())
+    assert [r["shard"] for r in run["merged_from"]] == [[1, 2], [2, 2]] and run["seed"] == 0
     assert (whole.emplb <= whole.faithub_tight + 1e-6).all()
     assert (whole.faithub_tight <= whole.faithub_paper + 1e-9).all()  # tight mode is never looser
     next((tmp_path / "whole" / "parts").glob("eps0.100000/*.csv")).unlink()

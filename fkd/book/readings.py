@@ -107,6 +107,6 @@ def explain(misses, clean_acc: Mapping[tuple[str, str], float] | None = None) ->
                                  f"{clean_acc.get((d, r), float('nan')):.1f} %" for c, r in pairs)
                 if accs:
                     text += f". Clean accuracy: {accs}"
-            text += ". Our students are not the paper's (trained on a CPU, eps warm-up, early stopping)."
+            text += ". Our students are not the paper's (trained on a CPU, one seed, early stopping)."
         out.append(text)
     return out

@@ -170,8 +170,32 @@ def merge(out: Path | str, shards: list[Path | str]):
     df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
     df = df.drop_duplicates(["student", "eps", "image"]).sort_values(["eps", "student", "image"]).reset_index(drop=True)
     out.mkdir(parents=True, exist_ok=True)
+    if all(Path(s).resolve() != out.resolve() for s in shards):
+        _merge_records(out, [Path(s) for s in shards])
     df.to_csv(out / "verify.csv", index=False)
     return df
+
+
+def _merge_records(out: Path, shards: list[Path]) -> None:
+    """The merged run's records: ``config.json`` (the shards' config, ``shard`` [1, 1] when they cover
+    every share of the images, with ``merged_from`` naming each shard's share), ``runs.jsonl`` (every
+    invocation of every shard) and ``run.json`` (the first shard's record with the merged config and
+    each shard's commit, tasks and wall time under ``merged_from``)."""
+    metas = [json.loads((s / "config.json").read_text()) for s in shards]
+    shares = [m["config"].get("shard", [1, 1]) for m in metas]
+    n = shares[0][1]
+    whole = sorted(k for k, _ in shares) == list(range(1, n + 1)) and all(m == n for _, m in shares)
+    meta = {**metas[0], "config": {**metas[0]["config"], "shard": [1, 1] if whole else shares[0]}, "merged_from": shares}
+    (out / "config.json").write_text(json.dumps(meta, indent=1))
+    lines = [line for s in shards if (s / "runs.jsonl").exists()
+             for line in (s / "runs.jsonl").read_text().splitlines() if line.strip()]
+    (out / "runs.jsonl").write_text("".join(line + "\n" for line in lines))
+    runs = [json.loads((s / "run.json").read_text()) for s in shards if (s / "run.json").exists()]
+    if runs:
+        first = {**runs[0], "config": meta["config"]}
+        first["merged_from"] = [{"shard": r.get("config", {}).get("shard"), "git_commit": r.get("git_commit"),
+                                 "tasks": r.get("tasks"), "wall_time_s": r.get("wall_time_s")} for r in runs]
+        (out / "run.json").write_text(json.dumps(first, indent=1))
 
 
 def restore(published: Path | str, out: Path | str) -> int:
