@@ -28,7 +28,7 @@ RUN_DIRS = {
     "attack study (Table 3)": {"mnist": ["empirical/attack-study-mnist"],
                                "fashion-mnist": ["empirical/table3", "empirical/table3-flips-fmnist"]},
     "verify (Tables 2, 5)": {"mnist": ["certified/mnist"], "fashion-mnist": ["certified/fashion-mnist"],
-                             "cifar10": ["certified/cifar10", "certified/cifar10-modes"]},
+                             "cifar10": ["certified/cifar10", "certified/cifar10-modes", "certified/cifar10-lp"]},
 }
 
 
