@@ -71,7 +71,7 @@ def domain_tables(results: Path | str = RESULTS, mode: str = "paper") -> dict[st
 
 def domain_findings(results: Path | str = RESULTS) -> str:
     """One sentence per dataset with a published plain-ball run: how many of the paper's FAITHUB cells
-    each domain reproduces (``fkd.book.units_report.within``), from ``domain_table``."""
+    each domain reproduces (``fkd.book.tolerance.within``), from ``domain_table``."""
     tol = TOLERANCE["table2"]
     parts = []
     for d, t in domain_tables(results).items():

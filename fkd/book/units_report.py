@@ -4,7 +4,7 @@ Every reading's runs side by side (``fkd.units.Reading``: pixel, the earlier zoo
 normalised on [0, 1] inputs, ``results/units/zoo-normalised``; input-norm, trained behind the
 normalisation, ``zoo/<dataset>``), each beside the paper's numbers; the dataset's published reading
 in ``results/<kind>/<dataset>``, the others where ``fkd.paths.reading_runs`` puts them. A paper cell counts as reproduced when ours is within
-``TOLERANCE`` of it once ours is rounded as the paper prints it (``within``): 2 points of accuracy
+``fkd.book.tolerance.TOLERANCE`` of it once ours is rounded as the paper prints it (``within``): 2 points of accuracy
 (Table 1, one decimal), 0.05 of a bound's mean (Table 2, three decimals). Nothing here
 holds a number of its own: every value is read from the rows and the zoo's metadata.
 """
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from fkd.config import Dataset, Domain, EpsUnits, eps_label, parse
 
-from fkd.book.tolerance import TOLERANCE, within
+from fkd.book.tolerance import within
 from fkd.paths import RESULTS
 from fkd.paths import reading_runs as reading_dirs
 from fkd.units import Reading, published_reading
@@ -106,7 +106,7 @@ def cells(dataset: Dataset | str, results: Path | str = RESULTS, methods: str = 
         domain: FAITHUB over the ball intersected with [0, 1] (``clamped``) or the plain ball.
     Returns:
         DataFrame: units, table (table1 | table2), eps, cell (e.g. "robust RT", "FAITHUB FD"), ours,
-        paper, diff, n (images), within (|diff| <= TOLERANCE of the table).
+        paper, diff, n (images), within (``fkd.book.tolerance.within``).
     """
     import pandas as pd
 
