@@ -25,6 +25,19 @@ def test_a_table_for_readers():
     assert ">clean<" in table(named).to_html()
 
 
+def test_a_paper_table_colours_a_cell_green_exactly_when_it_counts_as_reproduced():
+    from fkd.book.tolerance import within
+    diffs = [-2.04, 2.06, 0.0504, 0.0506]
+    for tol, d in (("table1", diffs[0]), ("table1", diffs[1]), ("table2", diffs[2]), ("table2", diffs[3])):
+        html = table(pd.DataFrame({"diff": [d]}), "one cell", precision=4, tolerance=tol).to_html()
+        assert ("#e6f4e6" in html) == bool(within(d, tol)), (tol, d)
+    assert "rounded as the paper prints it" in html
+    # a bare number keeps the plain rule: -2.04 is beyond 2 points
+    assert "#e6f4e6" not in table(pd.DataFrame({"diff": [-2.04]}), tolerance=2).to_html()
+    with pytest.raises(ValueError, match="table1, table2"):
+        table(pd.DataFrame({"diff": [0.1]}), tolerance="table9")
+
+
 def test_headers_integers_and_the_missing_value_footnote():
     frame = pd.DataFrame({"eps_label": ["0.1"], "paper_mean": [np.nan], "n": [1000.0], "wall_time_s": [3.25]})
     html = table(frame).to_html()

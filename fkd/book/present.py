@@ -15,6 +15,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from fkd.book.tolerance import TOLERANCE, within
+
 DASH = "\u2013"  # what a missing value shows as
 #: the book's text column at a reader's width (CSS pixels); tables are split to fit it
 COLUMN_PX = 848
@@ -50,14 +52,23 @@ def _is_diff(col: Any) -> bool:
     return (col[-1] if isinstance(col, tuple) else col) in ("diff", "diff_mean")
 
 
-def _diff_style(value: Any, tolerance: float) -> str:
+def _tolerance(tolerance: float | str | None) -> tuple[float | None, str | None]:
+    """(the tolerance as a number, the paper's table it comes from or None) of ``table``'s argument."""
+    if tolerance is None or not isinstance(tolerance, str):
+        return tolerance, None
+    if tolerance not in TOLERANCE:
+        raise ValueError(f"unknown tolerance {tolerance!r}: give a number or one of: {', '.join(TOLERANCE)}")
+    return TOLERANCE[tolerance], tolerance
+
+
+def _diff_style(value: Any, tolerance: float, paper_table: str | None = None) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
         return ""
     if v != v:  # NaN
         return ""
-    if abs(v) <= tolerance:
+    if (within(v, paper_table) if paper_table else abs(v) <= tolerance):
         return "background-color: #e6f4e6"
     strength = min(1.0, (abs(v) - tolerance) / (4 * tolerance))
     if v > 0:  # ours above the paper's: red, deeper further away
@@ -138,7 +149,7 @@ class Table:
     _repr_html_ = to_html
 
 
-def _styled(frame, precision: int, index: bool, tolerance: float | None, caption: str):
+def _styled(frame, precision: int, index: bool, tolerance: float | str | None, caption: str):
     import pandas as pd
 
     ints = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])
@@ -149,8 +160,9 @@ def _styled(frame, precision: int, index: bool, tolerance: float | None, caption
     if not index:
         styler = styler.hide(axis="index")
     diffs = [c for c in frame.columns if _is_diff(c)]
-    if tolerance is not None and diffs:
-        styler = styler.map(lambda v: _diff_style(v, tolerance), subset=diffs)
+    tol, paper_table = _tolerance(tolerance)
+    if tol is not None and diffs:
+        styler = styler.map(lambda v: _diff_style(v, tol, paper_table), subset=diffs)
     if caption:
         styler = styler.set_caption(caption)
     return styler.set_table_styles([
@@ -160,14 +172,16 @@ def _styled(frame, precision: int, index: bool, tolerance: float | None, caption
 
 
 def table(frame, caption: str | None = None, *, precision: int = 1, index: bool | None = None,
-          tolerance: float | None = None, note: str | None = None, width: int = COLUMN_PX - 60) -> Table:
+          tolerance: float | str | None = None, note: str | None = None, width: int = COLUMN_PX - 60) -> Table:
     """``frame`` as a Table for the page.
 
     Args:
         caption: shown above the table; say what it shows.
         precision: decimals of the float columns (integer-valued columns stay integers).
         index: show the index (default: only if it has a name or is not 0..n-1).
-        tolerance: colour ``diff`` columns by this tolerance (None: no colouring).
+        tolerance: colour ``diff`` columns: a paper's table (``"table1"``, ``"table2"``: green where
+            ``fkd.book.tolerance.within`` counts the cell as reproduced), a number (green within it),
+            or None (no colouring).
         note: a footnote under the table, e.g. why some cells are missing (default where a value is
             missing: ``MISSING_NOTE``).
         width: CSS pixels a part may take; wider tables are split into parts that each fit.
@@ -187,8 +201,10 @@ def table(frame, caption: str | None = None, *, precision: int = 1, index: bool 
         frame.columns.name = header(frame.columns.name)
     if note is None and frame.isna().to_numpy().any():
         note = MISSING_NOTE
-    if tolerance is not None and any(_is_diff(c) for c in frame.columns):
-        key = (f"diff = ours \u2212 paper's: green within \u00b1{tolerance:g}, red above, blue below, "
+    tol, paper_table = _tolerance(tolerance)
+    if tol is not None and any(_is_diff(c) for c in frame.columns):
+        rounded = " once ours is rounded as the paper prints it" if paper_table else ""
+        key = (f"diff = ours \u2212 paper's: green within \u00b1{tol:g}{rounded}, red above, blue below, "
                "deeper further away")
         note = f"{key}. {note}" if note else key
     parts = _parts(frame, precision, _index_px(frame) if index else 0, width)
