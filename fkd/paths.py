@@ -161,6 +161,12 @@ def modes_run(dataset: str, results: Path | str = RESULTS) -> Path:
     return Path(results) / "certified" / f"{dataset}-modes"
 
 
+def methods_base(dataset: str, results: Path | str = RESULTS) -> Path:
+    """The method sweep of ``dataset``: paper-mode FAITHUB by every bound method and domain, one run
+    directory each (``results/certified-methods/<dataset>``)."""
+    return Path(results) / "certified-methods" / dataset
+
+
 def related_base(results: Path | str = RESULTS) -> Path:
     """The related methods' published runs and tables: ``results/related``."""
     return Path(results) / "related"
